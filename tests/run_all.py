@@ -15,6 +15,7 @@ crashes or reports fewer results than it planned counts as one failure.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -53,6 +54,8 @@ def run_unit(binary):
 
 def run_pytest(build):
     """Return (passed, failed, skipped) of the integration suite."""
+    # NGINX prefixes of earlier runs (tests/lib/mpktls.py work_dir)
+    shutil.rmtree(os.path.join(build, "tests", "run"), ignore_errors=True)
     report = os.path.join(build, "tests", "pytest.xml")
     os.makedirs(os.path.dirname(report), exist_ok=True)
     if os.path.exists(report):
