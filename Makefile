@@ -46,7 +46,8 @@ $(OPENSSL_STAMP): $(OPENSSL_SRC)/.mpktls-stamp
 		$(OPENSSL_OPT) >$(abspath $(BUILD))/openssl-config.log 2>&1 \
 	&& $(MAKE) -j$(JOBS) >$(abspath $(BUILD))/openssl-build.log 2>&1 \
 	&& $(MAKE) install_sw LIBDIR=lib >/dev/null 2>&1 \
-	&& $(MAKE) install_ssldirs >/dev/null 2>&1
+	&& $(MAKE) install_ssldirs >/dev/null 2>&1 \
+	|| { tail -40 $(abspath $(BUILD))/openssl-build.log; exit 1; }
 	touch $@
 
 $(BUILD)/bin/openssl: $(OPENSSL_STAMP)

@@ -14,34 +14,20 @@ def test_keystore_flag_accepted(nginx_factory, where, value):
     assert "test is successful" in r.stderr
 
 
-def test_keystore_invalid_value_rejected(nginx_factory):
-    n = nginx_factory(server_extra="    keystore maybe;\n")
+@pytest.mark.parametrize("block,line,message", [
+    ("server", "keystore maybe;",
+     'invalid value "maybe" in "keystore" directive, it must be "on" or "off"'),
+    ("http", "keystore;", 'invalid number of arguments in "keystore" directive'),
+    ("server", "location / { keystore on; }",
+     '"keystore" directive is not allowed here'),
+    ("server", "keystore on; keystore off;", '"keystore" directive is duplicate'),
+])
+def test_keystore_bad_config_rejected(nginx_factory, block, line, message):
+    n = nginx_factory(**{block + "_extra": "    %s\n" % line})
     r = n.test_config()
     assert r.returncode == 1
-    assert ('invalid value "maybe" in "keystore" directive, '
-            'it must be "on" or "off" in %s:' % n.conf) in r.stderr
+    assert "%s in %s:" % (message, n.conf) in r.stderr
     assert "test failed" in r.stderr
-
-
-def test_keystore_needs_one_argument(nginx_factory):
-    n = nginx_factory(http_extra="    keystore;\n")
-    r = n.test_config()
-    assert r.returncode == 1
-    assert 'invalid number of arguments in "keystore" directive' in r.stderr
-
-
-def test_keystore_not_allowed_in_location(nginx_factory):
-    n = nginx_factory(server_extra="    location / { keystore on; }\n")
-    r = n.test_config()
-    assert r.returncode == 1
-    assert '"keystore" directive is not allowed here' in r.stderr
-
-
-def test_keystore_duplicate_rejected(nginx_factory):
-    n = nginx_factory(server_extra="    keystore on;\n    keystore off;\n")
-    r = n.test_config()
-    assert r.returncode == 1
-    assert '"keystore" directive is duplicate' in r.stderr
 
 
 def test_server_with_keystore_on_serves(nginx_factory, cert):

@@ -50,28 +50,28 @@ def test_python_ssl_missing_file_is_404(nginx, cert):
     assert status == 404
 
 
-@pytest.mark.parametrize("flags,version", [
-    (["--tlsv1.3", "--tls-max", "1.3"], "TLSv1.3"),
-    (["--tlsv1.2", "--tls-max", "1.2"], "TLSv1.2"),
-])
-def test_curl_get(nginx, cert, flags, version):
+def curl(nginx, cert, *flags, write_out="%{http_code}"):
+    """curl a file with extra flags; returns (body, the -w output)."""
     out = subprocess.run(
-        ["curl", "-sS", "--http1.1", *flags, "--cacert", cert[0],
+        ["curl", "-sS", *flags, "--cacert", cert[0],
          "--resolve", "localhost:%d:127.0.0.1" % nginx.port,
-         "-w", "\n%{http_code}", nginx.url("/index.html")],
+         "-w", "\n" + write_out, nginx.url("/index.html")],
         capture_output=True, check=True)
-    body, _, code = out.stdout.rpartition(b"\n")
+    body, _, tail = out.stdout.rpartition(b"\n")
+    return body, tail
+
+
+@pytest.mark.parametrize("flags", [["--tlsv1.3", "--tls-max", "1.3"],
+                                   ["--tlsv1.2", "--tls-max", "1.2"]])
+def test_curl_get(nginx, cert, flags):
+    body, code = curl(nginx, cert, "--http1.1", *flags)
     assert code == b"200"
     assert body == expected_body()
 
 
 def test_curl_http2(nginx, cert):
-    out = subprocess.run(
-        ["curl", "-sS", "--http2", "--cacert", cert[0],
-         "--resolve", "localhost:%d:127.0.0.1" % nginx.port,
-         "-w", "\n%{http_version} %{http_code}", nginx.url("/index.html")],
-        capture_output=True, check=True)
-    body, _, tail = out.stdout.rpartition(b"\n")
+    body, tail = curl(nginx, cert, "--http2",
+                      write_out="%{http_version} %{http_code}")
     assert tail == b"2 200"
     assert body == expected_body()
 
