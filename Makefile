@@ -136,7 +136,8 @@ run: all $(RUN_DIR)/cert.pem
 		-g 'daemon off;'
 
 test: all $(UNIT_TESTS)
-	@$(PYTHON) tests/run_all.py --build $(BUILD) $(UNIT_TESTS)
+	@$(PYTHON) tests/run_all.py --build $(BUILD) $(UNIT_TESTS) \
+		--mpk $(MPK_UNIT_TESTS)
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/tests $(BUILD)/lib $(BUILD)/sbin $(BUILD)/bin

@@ -1,10 +1,63 @@
 # keystore/: included by the top-level Makefile.
+#
+# libkeystore.so: our T code and the private copy of the pinned libcrypto,
+# linked statically with every symbol hidden (-fvisibility=hidden for our
+# objects, --exclude-libs for the archive), no start files (no destructors
+# that ld.so would run at exit with T closed), immediate binding and RELRO
+# (the GOT is read-only and stays untagged, so U-side stubs can use it).
+#
+# Two more builds of the same sources exist for the tests only:
+# libkeystore-test.so adds the test operations of ks_ops.h (KS_TEST_OPS),
+# libkeystore-noscrub.so also drops the gate's register scrub — the control
+# that shows the register test can fail.
 
-KEYSTORE_SRCS := keystore/ks_platform.c
-KEYSTORE_OBJS := $(KEYSTORE_SRCS:%.c=$(BUILD)/obj/%.o)
+KS_SRCS := keystore/ks_api.c keystore/ks_crypto.c keystore/ks_dispatch.c \
+	keystore/ks_domain.c keystore/ks_handle.c keystore/ks_heap.c \
+	keystore/ks_platform.c keystore/ks_range.c keystore/ks_seal.c \
+	keystore/ks_gate.S
+KS_CFLAGS := $(CFLAGS_PROJECT) -fvisibility=hidden -I$(OPENSSL_PREFIX)/include
+KS_LDFLAGS := -shared -nostartfiles -Wl,--exclude-libs,ALL -Wl,-z,now \
+	-Wl,-z,relro -Wl,-z,defs -Wl,-z,noexecstack
 
-$(BUILD)/lib/libkeystore_platform.a: $(KEYSTORE_OBJS)
+KS_VARIANTS := ks ks-test ks-noscrub
+KS_DEFS_ks :=
+KS_DEFS_ks-test := -DKS_TEST_OPS
+KS_DEFS_ks-noscrub := -DKS_TEST_OPS -DKS_GATE_NO_SCRUB
+
+define ks_variant
+$(BUILD)/obj/$(1)/%.o: keystore/%.c $(OPENSSL_STAMP)
+	mkdir -p $$(@D)
+	$$(CC) $$(KS_CFLAGS) $$(KS_DEFS_$(1)) -MMD -MP -c -o $$@ $$<
+
+$(BUILD)/obj/$(1)/%.o: keystore/%.S
+	mkdir -p $$(@D)
+	$$(CC) $$(KS_DEFS_$(1)) -MMD -MP -c -o $$@ $$<
+
+KS_OBJS_$(1) := $$(patsubst keystore/%,$(BUILD)/obj/$(1)/%.o,$$(basename $$(KS_SRCS)))
+endef
+$(foreach v,$(KS_VARIANTS),$(eval $(call ks_variant,$(v))))
+
+$(BUILD)/lib/libkeystore.so: $(KS_OBJS_ks) $(OPENSSL_STAMP)
+	mkdir -p $(@D)
+	$(CC) $(KS_LDFLAGS) -Wl,-soname,libkeystore.so -o $@ $(KS_OBJS_ks) \
+		$(OPENSSL_PREFIX)/lib/libcrypto.a
+
+$(BUILD)/lib/libkeystore-test.so: $(KS_OBJS_ks-test) $(OPENSSL_STAMP)
+	mkdir -p $(@D)
+	$(CC) $(KS_LDFLAGS) -Wl,-soname,libkeystore-test.so -o $@ \
+		$(KS_OBJS_ks-test) $(OPENSSL_PREFIX)/lib/libcrypto.a
+
+# the no-scrub control keeps the test library's soname, so a test binary
+# can be linked against either
+$(BUILD)/lib/noscrub/libkeystore-test.so: $(KS_OBJS_ks-noscrub) $(OPENSSL_STAMP)
+	mkdir -p $(@D)
+	$(CC) $(KS_LDFLAGS) -Wl,-soname,libkeystore-test.so -o $@ \
+		$(KS_OBJS_ks-noscrub) $(OPENSSL_PREFIX)/lib/libcrypto.a
+
+# the platform check alone, for its unit test
+$(BUILD)/lib/libkeystore_platform.a: $(BUILD)/obj/ks/ks_platform.o
 	mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-PROJECT_TARGETS += $(BUILD)/lib/libkeystore_platform.a
+PROJECT_TARGETS += $(BUILD)/lib/libkeystore.so $(BUILD)/lib/libkeystore-test.so \
+	$(BUILD)/lib/noscrub/libkeystore-test.so $(BUILD)/lib/libkeystore_platform.a

@@ -63,3 +63,14 @@ ks_range_in_t(const void *p)
     }
     return 0;
 }
+
+int
+ks_range_get(unsigned i, uintptr_t *start, size_t *len)
+{
+    if (i >= nranges) {
+        return -1;
+    }
+    *start = ranges[i].start;
+    *len = ranges[i].end - ranges[i].start;
+    return 0;
+}

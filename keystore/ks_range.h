@@ -36,4 +36,7 @@ int ks_range_u_ok(const void *p, size_t len);
 /* 1 if p points into a T range. */
 int ks_range_in_t(const void *p);
 
+/* Range i (0-based) as start/len: 0, or -1 past the last one. */
+int ks_range_get(unsigned i, uintptr_t *start, size_t *len);
+
 #endif /* KS_RANGE_H */

@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 """Run every test of mpk-tls and print one closing line.
 
-    run_all.py --build DIR UNIT_TEST...
+    run_all.py --build DIR [--mpk UNIT_TEST...] UNIT_TEST...
 
 Runs each cmocka binary (TAP output), then the pytest integration suite
 (tests/integration), and ends with
 
     N passed, N failed, N skipped
 
-Exit status 0 only if nothing failed and something ran.  A unit binary that
+The unit tests named after --mpk need protection keys: they run natively
+on a CPU with pku/ospke, otherwise all together in one QEMU guest that
+emulates PKU (tests/lib/qemu_guest.py), and are skipped only if neither is
+possible.  Exit status 0 only if nothing failed and something ran.  A unit binary that
 crashes or reports fewer results than it planned counts as one failure.
 """
 
@@ -21,16 +24,16 @@ import sys
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "lib"))
+
+import qemu_guest  # noqa: E402
 
 
-def run_unit(binary):
-    """Return (passed, failed, skipped) of one cmocka binary."""
-    env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
-    proc = subprocess.run([binary], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=600)
+def parse_tap(name, output, returncode):
+    """(passed, failed, skipped) from one cmocka binary's TAP output."""
     passed = failed = skipped = 0
     planned = None
-    for line in proc.stdout.splitlines():
+    for line in output.splitlines():
         m = re.match(r"^1\.\.(\d+)$", line)
         if m:
             planned = int(m.group(1))
@@ -40,16 +43,66 @@ def run_unit(binary):
             failed += 1
         elif re.match(r"^ok \d+", line):
             passed += 1
-    name = os.path.basename(binary)
     done = passed + failed + skipped
-    if proc.returncode < 0 or planned is None or done != planned:
-        print(f"{name}: ended with status {proc.returncode} after "
+    if returncode < 0 or planned is None or done != planned:
+        print(f"{name}: ended with status {returncode} after "
               f"{done} of {planned} tests")
         failed += 1
     if failed:
-        print(proc.stdout)
+        print(output)
     print(f"unit {name}: {passed} passed, {failed} failed, {skipped} skipped")
     return passed, failed, skipped
+
+
+def run_unit(binary):
+    """Return (passed, failed, skipped) of one cmocka binary."""
+    env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
+    proc = subprocess.run([binary], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600)
+    return parse_tap(os.path.basename(binary), proc.stdout, proc.returncode)
+
+
+def cpu_has_mpk():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = line.split()
+                return "pku" in flags and "ospke" in flags
+    return False
+
+
+def run_mpk_units(build, binaries):
+    """The unit tests that need MPK: natively on a CPU with pku, else in a
+    QEMU guest that emulates it, else skipped with the reason."""
+    if not binaries:
+        return [0, 0, 0]
+    if cpu_has_mpk():
+        results = [run_unit(b) for b in binaries]
+        return [sum(r[i] for r in results) for i in range(3)]
+    if qemu_guest.available(build) is None:
+        for b in binaries:
+            print(f"unit {os.path.basename(b)}: skipped: this CPU has no "
+                  "pku/ospke and no guest kernel for emulation "
+                  "(./configure fetches one)")
+        return [0, 0, len(binaries)]
+    print("this CPU has no pku/ospke: running the MPK unit tests in a QEMU "
+          "guest with emulated PKU (behaviour, not speed)")
+    runs = qemu_guest.run(build, [os.path.abspath(b) for b in binaries])
+    totals = [0, 0, 0]
+    for b in binaries:
+        output, status = runs[os.path.abspath(b)]
+        if status == -1:
+            code = -1
+        elif os.WIFSIGNALED(status):
+            code = -os.WTERMSIG(status)
+        else:
+            code = os.WEXITSTATUS(status)
+        name = os.path.basename(b) + " [qemu-tcg]"
+        for i, n in enumerate(parse_tap(name, output, code)):
+            totals[i] += n
+        if code == -1:
+            print(runs[None][0][-3000:])        # the end of the console log
+    return totals
 
 
 def run_pytest(build):
@@ -82,13 +135,19 @@ def run_pytest(build):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
+    ap.add_argument("--mpk", nargs="*", default=[],
+                    help="unit tests that need MPK hardware")
     ap.add_argument("units", nargs="*")
     args = ap.parse_args()
 
     totals = [0, 0, 0]
     for unit in args.units:
+        if unit in args.mpk:
+            continue
         for i, n in enumerate(run_unit(unit)):
             totals[i] += n
+    for i, n in enumerate(run_mpk_units(args.build, args.mpk)):
+        totals[i] += n
     for i, n in enumerate(run_pytest(os.path.abspath(args.build))):
         totals[i] += n
 

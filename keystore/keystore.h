@@ -1,0 +1,59 @@
+/*
+ * libkeystore: the public API.  (U calls it; T implements it)
+ *
+ * Only the functions declared KS_API here are exported from libkeystore.so;
+ * everything else, including the private copy of libcrypto linked into it,
+ * is hidden.  After ks_init() every function below reaches T through the
+ * gate, ks_gate_call(), which is exported too: it is the one entry point
+ * into T, and the tests (and later the provider) call it with the
+ * operations of ks_ops.h.
+ */
+
+#ifndef KEYSTORE_H
+#define KEYSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KS_API __attribute__((visibility("default")))
+
+struct ks_config {
+    size_t      heap_size;      /* bytes of the T heap; 0: 64 MiB */
+    size_t      stack_size;     /* bytes of the T stack; 0: 256 KiB */
+};
+
+struct ks_stats {
+    uint64_t    t_heap_bytes;       /* bytes in live T heap blocks */
+    uint64_t    t_heap_peak_bytes;  /* their maximum since ks_init() */
+    uint64_t    gate_crossings;     /* gate entries, this call included */
+    int         pkey;               /* the keystore's protection key */
+};
+
+/*
+ * Create the keystore: a protection key, the T heap and stack, the private
+ * libcrypto initialised in the T heap, T closed.  Needs MPK (pku/ospke,
+ * Linux >= 6.12).  cfg may be NULL for the defaults.  Once per process,
+ * before other threads start: 0, or -1 with the reason in err (then the
+ * process must not use the keystore; there is no retry).
+ */
+KS_API int ks_init(const struct ks_config *cfg, char *err, size_t errlen);
+
+/* Current statistics (one gate crossing): 0, or -1 before ks_init(). */
+KS_API int ks_stats(struct ks_stats *out);
+
+/* OpenSSL_version_num() of the private libcrypto (0x30500070: 3.5.7). */
+KS_API unsigned long ks_private_openssl_version(void);
+
+/*
+ * TEST ENTRY, not for production use: SHA-256 of in[0..len) computed in T
+ * by the private libcrypto, whose allocations come from the T heap.  The
+ * digest is public, so it may leave T.  0, or -1 before ks_init() or on
+ * failure.
+ */
+KS_API int ks_selftest_sha256(const void *in, size_t len,
+    unsigned char out[32]);
+
+/* The gate: run operation op (ks_ops.h) in T.  >= 0, or a KS_ERR_* code. */
+KS_API long ks_gate_call(unsigned op, void *args);
+
+#endif /* KEYSTORE_H */

@@ -1,0 +1,97 @@
+/*
+ * ks_ops: the gate's operation table — numbers and argument blocks shared
+ * by the U stubs (ks_api.c) and T (ks_dispatch.c).
+ *
+ * An argument block lives in U memory; T checks that the whole block lies
+ * outside T and copies it into T before looking at any field, so U cannot
+ * change a pointer or a length after it was checked.  Pointers inside a
+ * block are checked again, each with its length, before T uses them.
+ */
+
+#ifndef KS_OPS_H
+#define KS_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum ks_op {
+    KS_OP_NOP = 0,                          /* no arguments */
+    KS_OP_STATS,                            /* struct ks_args_stats */
+    KS_OP_SELFTEST_SHA256,                  /* struct ks_args_digest */
+    KS_OP_RANGES,                           /* struct ks_args_ranges */
+#ifdef KS_TEST_OPS
+    KS_OP_TEST_PEEK,                        /* struct ks_args_test_mem */
+    KS_OP_TEST_POKE,                        /* struct ks_args_test_mem */
+    KS_OP_TEST_AES128,                      /* struct ks_args_test_aes */
+    KS_OP_TEST_SLEEP,                       /* no arguments: 200 ms in T */
+#endif
+    KS_OP_COUNT
+};
+
+#define KS_OP_ARGS_MAX  128                 /* largest argument block */
+
+/* Results of ks_gate_call(): >= 0 success, < 0 one of these. */
+#define KS_ERR_OP     (-1)                  /* unknown operation */
+#define KS_ERR_ARG    (-2)                  /* a pointer or length refused */
+#define KS_ERR_STATE  (-3)                  /* a handle or key not usable */
+#define KS_ERR_CRYPTO (-4)                  /* the crypto operation failed */
+
+struct ks_stats_out {
+    uint64_t  gate_crossings;
+    uint64_t  t_heap_bytes;
+    uint64_t  t_heap_peak_bytes;
+    int32_t   pkey;
+};
+
+struct ks_args_stats {
+    struct ks_stats_out  *out;
+};
+
+struct ks_args_digest {
+    const void     *in;
+    size_t          inlen;
+    unsigned char  *out;                    /* 32 bytes */
+};
+
+/*
+ * Where T is: not a secret (/proc/self/maps shows it, smaps names the key),
+ * but the tests and the status page want it without parsing.
+ */
+struct ks_range_out {
+    uint64_t  start;
+    uint64_t  len;
+};
+
+struct ks_args_ranges {
+    struct ks_range_out  *out;              /* KS_RANGE_MAX entries */
+    uint32_t             *count;
+};
+
+#ifdef KS_TEST_OPS
+/*
+ * Test builds only (libkeystore-test.so): copy bytes between any T address
+ * and U without checks, so that the tests can show an access that faults
+ * in U works inside a gate.  Never in the library that is shipped.
+ */
+struct ks_args_test_mem {
+    uint64_t        t_addr;
+    unsigned char  *u_buf;
+    size_t          len;
+};
+
+/* One AES-128 block inside T with the key passed in, leaving the key in
+ * xmm8-15 as careless T code would (test only: the register test). */
+struct ks_args_test_aes {
+    unsigned char  key[16];
+    unsigned char  in[16];
+    unsigned char *out;
+};
+#endif
+
+/* The gate (ks_gate.S).  Returns the operation's result. */
+long ks_gate_call(unsigned op, void *args);
+
+/* T's side of the gate (ks_dispatch.c): called on the T stack only. */
+long ks_dispatch(unsigned op, void *args);
+
+#endif /* KS_OPS_H */
