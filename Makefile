@@ -3,6 +3,7 @@
 #   make          build everything into build/ (runs ./configure if needed)
 #   make run      serve https://127.0.0.1:8443/ with build/sbin/nginx
 #   make test     unit + integration tests; ends with "N passed, N failed"
+#   make bench    keystore-bench: ERIM's switch-cost table and our gate
 #   make clean    remove the project's own objects (keeps OpenSSL and sources)
 #   make distclean  remove build/ entirely
 #
@@ -139,6 +140,11 @@ test: all $(UNIT_TESTS)
 	@$(PYTHON) tests/run_all.py --build $(BUILD) $(UNIT_TESTS) \
 		--mpk $(MPK_UNIT_TESTS)
 
+# Benchmarks print figures (never asserted): natively with MPK, else in the
+# QEMU guest, where they are labelled as emulated.
+bench: all
+	@$(PYTHON) tests/run_all.py --build $(BUILD) --bench $(BUILD)/bin/keystore-bench
+
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/tests $(BUILD)/lib $(BUILD)/sbin $(BUILD)/bin
 	if [ -f $(NGINX_OBJS)/Makefile ]; then rm -rf $(NGINX_OBJS)/src $(NGINX_OBJS)/nginx; fi
@@ -147,4 +153,4 @@ distclean:
 	rm -rf $(BUILD)
 
 FORCE:
-.PHONY: all run test clean distclean FORCE
+.PHONY: all run test bench clean distclean FORCE

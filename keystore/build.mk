@@ -13,6 +13,8 @@
 
 KS_SRCS := keystore/ks_api.c keystore/ks_crypto.c keystore/ks_dispatch.c \
 	keystore/ks_domain.c keystore/ks_handle.c keystore/ks_heap.c \
+	keystore/ks_op_aead.c keystore/ks_op_kdf.c keystore/ks_op_kex.c \
+	keystore/ks_op_sign.c \
 	keystore/ks_platform.c keystore/ks_range.c keystore/ks_seal.c \
 	keystore/ks_gate.S
 KS_CFLAGS := $(CFLAGS_PROJECT) -fvisibility=hidden -I$(OPENSSL_PREFIX)/include
@@ -61,3 +63,15 @@ $(BUILD)/lib/libkeystore_platform.a: $(BUILD)/obj/ks/ks_platform.o
 
 PROJECT_TARGETS += $(BUILD)/lib/libkeystore.so $(BUILD)/lib/libkeystore-test.so \
 	$(BUILD)/lib/noscrub/libkeystore-test.so $(BUILD)/lib/libkeystore_platform.a
+
+# keystore-bench: ERIM's switch-cost table and our gate (`make bench`)
+$(BUILD)/bin/keystore-bench: $(BUILD)/obj/tools/ks_bench.o $(BUILD)/lib/libkeystore.so
+	mkdir -p $(@D)
+	$(CC) -o $@ $< -L$(abspath $(BUILD))/lib -lkeystore \
+		-Wl,-rpath,$(abspath $(BUILD))/lib
+
+$(BUILD)/obj/tools/ks_bench.o: keystore/ks_bench.c
+	mkdir -p $(@D)
+	$(CC) $(CFLAGS_PROJECT) -MMD -MP -c -o $@ $<
+
+PROJECT_TARGETS += $(BUILD)/bin/keystore-bench

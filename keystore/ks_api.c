@@ -15,6 +15,7 @@
 #include "ks_crypto.h"
 #include "ks_domain.h"
 #include "ks_ops.h"
+#include "ks_seal.h"
 
 /*
  * libkeystore.so is linked without start files (keystore/build.mk: no
@@ -41,6 +42,11 @@ ks_init(const struct ks_config *cfg, char *err, size_t errlen)
      * up (allocator first) before anything else uses it */
     if (ks_crypto_init() != 0) {
         snprintf(err, errlen, "cannot initialise the private libcrypto");
+        return -1;
+    }
+    /* tokens live for this start; a sealing key file replaces it later */
+    if (ks_seal_key_random() != 0) {
+        snprintf(err, errlen, "cannot make a sealing key");
         return -1;
     }
     return ks_domain_close(err, errlen);

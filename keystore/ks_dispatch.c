@@ -16,8 +16,10 @@
 
 #include "ks_crypto.h"
 #include "ks_domain.h"
+#include "ks_handle.h"
 #include "ks_heap.h"
 #include "ks_range.h"
+#include "ks_seal.h"
 
 static uint64_t  gate_crossings;            /* T data */
 
@@ -74,6 +76,30 @@ op_selftest_sha256(void *args)
     }
     OPENSSL_cleanse(md, sizeof(md));
     return rc;
+}
+
+/* Ends a handle of any type: its type byte picks the destructor. */
+static long
+op_free(void *args)
+{
+    static void (*const destroy[])(void *) = {
+        [KS_HT_AEAD] = ks_op_aead_destroy,
+        [KS_HT_KEX] = ks_op_kex_destroy,
+        [KS_HT_PKEY] = ks_op_pkey_destroy,
+    };
+    struct ks_args_free *a = args;
+    unsigned type = a->handle & 0xff;
+    void *obj;
+
+    if (type == 0 || type >= sizeof(destroy) / sizeof(destroy[0])) {
+        return KS_ERR_STATE;
+    }
+    obj = ks_handle_free(a->handle, type);
+    if (obj == NULL) {
+        return KS_ERR_STATE;
+    }
+    destroy[type](obj);
+    return 0;
 }
 
 static long
@@ -164,6 +190,37 @@ op_test_aes128(void *args)
 }
 
 static long
+op_test_seal(void *args)
+{
+    struct ks_args_test_seal *a = args;
+    unsigned char buf[KS_SEAL_MAX_LEN];
+    int rc;
+
+    if (a->len > sizeof(buf) || !ks_range_u_ok(a->in, a->len)
+        || !ks_range_u_ok(a->out, a->len))
+    {
+        return KS_ERR_ARG;
+    }
+    memcpy(buf, a->in, a->len);
+    rc = a->unseal ? ks_unseal(buf, buf, a->len, a->cls)
+                   : ks_seal(buf, buf, a->len, a->cls);
+    if (rc == 0) {
+        memcpy(a->out, buf, a->len);
+    }
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return rc == 0 ? 0 : KS_ERR_ARG;
+}
+
+static long
+op_test_seal_identity(void *args)
+{
+    struct ks_args_test_identity *a = args;
+
+    return ks_seal_test_set_identity(KS_SEAL_TEST_IDENTITY_MAGIC,
+                                     a->on != 0) == 0 ? 0 : KS_ERR_STATE;
+}
+
+static long
 op_test_sleep(void *args)
 {
     struct timespec ts = { 0, 200 * 1000 * 1000 };
@@ -181,16 +238,38 @@ static const struct ks_op_desc  ops[KS_OP_COUNT] = {
     [KS_OP_SELFTEST_SHA256] = { op_selftest_sha256,
                                 sizeof(struct ks_args_digest) },
     [KS_OP_RANGES]          = { op_ranges, sizeof(struct ks_args_ranges) },
+    [KS_OP_FREE]            = { op_free, sizeof(struct ks_args_free) },
+    [KS_OP_AEAD_NEW]        = { ks_op_aead_new, sizeof(struct ks_args_aead_new) },
+    [KS_OP_AEAD_RECORD]     = { ks_op_aead_record,
+                                sizeof(struct ks_args_aead_record) },
+    [KS_OP_KDF]             = { ks_op_kdf, sizeof(struct ks_args_kdf) },
+    [KS_OP_MAC]             = { ks_op_mac, sizeof(struct ks_args_mac) },
+    [KS_OP_KEX_KEYGEN]      = { ks_op_kex_keygen,
+                                sizeof(struct ks_args_kex_keygen) },
+    [KS_OP_KEX_DERIVE]      = { ks_op_kex_derive,
+                                sizeof(struct ks_args_kex_derive) },
+    [KS_OP_KEM_ENCAP]       = { ks_op_kem_encap,
+                                sizeof(struct ks_args_kem_encap) },
+    [KS_OP_KEM_DECAP]       = { ks_op_kem_decap,
+                                sizeof(struct ks_args_kem_decap) },
+    [KS_OP_PKEY_LOAD]       = { ks_op_pkey_load,
+                                sizeof(struct ks_args_pkey_load) },
+    [KS_OP_SIGN]            = { ks_op_sign, sizeof(struct ks_args_sign) },
 #ifdef KS_TEST_OPS
     [KS_OP_TEST_PEEK]       = { op_test_peek, sizeof(struct ks_args_test_mem) },
     [KS_OP_TEST_POKE]       = { op_test_poke, sizeof(struct ks_args_test_mem) },
     [KS_OP_TEST_AES128]     = { op_test_aes128,
                                 sizeof(struct ks_args_test_aes) },
     [KS_OP_TEST_SLEEP]      = { op_test_sleep, 0 },
+    [KS_OP_TEST_SEAL]       = { op_test_seal, sizeof(struct ks_args_test_seal) },
+    [KS_OP_TEST_SEAL_IDENTITY] = { op_test_seal_identity,
+                                   sizeof(struct ks_args_test_identity) },
 #endif
 };
 
-_Static_assert(sizeof(struct ks_args_digest) <= KS_OP_ARGS_MAX,
+_Static_assert(sizeof(struct ks_args_kdf) <= KS_OP_ARGS_MAX
+               && sizeof(struct ks_args_kem_encap) <= KS_OP_ARGS_MAX
+               && sizeof(struct ks_args_sign) <= KS_OP_ARGS_MAX,
                "argument block too large");
 
 long

@@ -29,18 +29,34 @@
 #define HALF_MAX (KS_SEAL_MAX_LEN / 2)             /* 33 */
 #define MAC_LEN 32                                 /* HMAC-SHA-256 */
 #define HDR_LEN 3                                  /* counter, n, round */
+#define INFO_MAX 48                                /* longest info string */
 
-static const char hkdf_salt[] = "mpk-tls sealed tokens v1";
+static const char hkdf_salt[] = "mpk-tls sealed tokens v2";
+
+/* The class names of the info strings, indexed by enum ks_seal_class.
+ * None may contain '/', the separator from the purpose. */
+static const char *const class_name[KS_SEAL_NCLASSES] = {
+    [KS_SEAL_SECRET] = "secret",
+    [KS_SEAL_RECORD_KEY] = "record key",
+    [KS_SEAL_MAC_KEY] = "mac key",
+};
+_Static_assert(KS_SEAL_SECRET == 0 && KS_SEAL_MAC_KEY == KS_SEAL_NCLASSES - 1,
+               "class_name must name every class");
 static const char info_aes[] = "aes-256 block";
 static const char *const info_round[ROUNDS] = {
     "feistel round 0", "feistel round 1", "feistel round 2", "feistel round 3",
 };
 
-/* The keyed contexts of one sealing key (pointers only, not secret). */
-struct keyed {
+/* The keyed contexts of one class (pointers only, not secret). */
+struct keyed_class {
     EVP_CIPHER_CTX *aes_enc;
     EVP_CIPHER_CTX *aes_dec;
     EVP_MAC_CTX *round[ROUNDS];
+};
+
+/* ... and of one sealing key: one set per class. */
+struct keyed {
+    struct keyed_class cls[KS_SEAL_NCLASSES];
 };
 
 /*
@@ -103,21 +119,37 @@ ks_seal_len_ok(size_t len)
 static void
 keyed_free(struct keyed *k)
 {
+    unsigned c;
     int i;
 
-    EVP_CIPHER_CTX_free(k->aes_enc);
-    EVP_CIPHER_CTX_free(k->aes_dec);
-    for (i = 0; i < ROUNDS; i++) {
-        EVP_MAC_CTX_free(k->round[i]);
+    for (c = 0; c < KS_SEAL_NCLASSES; c++) {
+        EVP_CIPHER_CTX_free(k->cls[c].aes_enc);
+        EVP_CIPHER_CTX_free(k->cls[c].aes_dec);
+        for (i = 0; i < ROUNDS; i++) {
+            EVP_MAC_CTX_free(k->cls[c].round[i]);
+        }
     }
     memset(k, 0, sizeof(*k));
 }
 
-/* scratch.subkey = HKDF-SHA-256(key, salt, info), 32 bytes. */
+/*
+ * scratch.subkey = HKDF-SHA-256(key, salt, info), 32 bytes, where info is
+ * the name of class cls, "/", purpose.
+ */
 static int
-derive_subkey(EVP_KDF_CTX *kctx, const unsigned char *key, const char *info)
+derive_subkey(EVP_KDF_CTX *kctx, const unsigned char *key, unsigned cls,
+    const char *purpose)
 {
+    char info[INFO_MAX];
+    size_t cl = strlen(class_name[cls]), pl = strlen(purpose);
     OSSL_PARAM p[5];
+
+    if (cl + 1 + pl > sizeof(info)) {
+        return -1;
+    }
+    memcpy(info, class_name[cls], cl);
+    info[cl] = '/';
+    memcpy(info + cl + 1, purpose, pl);
 
     p[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
                                             (char *) "SHA256", 0);
@@ -127,13 +159,46 @@ derive_subkey(EVP_KDF_CTX *kctx, const unsigned char *key, const char *info)
                                              (void *) hkdf_salt,
                                              sizeof(hkdf_salt) - 1);
     p[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-                                             (void *) info, strlen(info));
+                                             info, cl + 1 + pl);
     p[4] = OSSL_PARAM_construct_end();
     return EVP_KDF_derive(kctx, scratch.subkey, sizeof(scratch.subkey), p)
            == 1 ? 0 : -1;
 }
 
-/* Build all keyed contexts for key into k.  Lock held. */
+/* Build the keyed contexts of class cls for key into kc.  Lock held. */
+static int
+keyed_class_new(struct keyed_class *kc, EVP_KDF_CTX *kctx, EVP_MAC *mac,
+    EVP_CIPHER *aes, const unsigned char *key, unsigned cls)
+{
+    OSSL_PARAM mp[2];
+    int i;
+
+    if (derive_subkey(kctx, key, cls, info_aes) != 0
+        || (kc->aes_enc = EVP_CIPHER_CTX_new()) == NULL
+        || (kc->aes_dec = EVP_CIPHER_CTX_new()) == NULL
+        || !EVP_EncryptInit_ex2(kc->aes_enc, aes, scratch.subkey, NULL, NULL)
+        || !EVP_DecryptInit_ex2(kc->aes_dec, aes, scratch.subkey, NULL, NULL)
+        || !EVP_CIPHER_CTX_set_padding(kc->aes_enc, 0)
+        || !EVP_CIPHER_CTX_set_padding(kc->aes_dec, 0)) {
+        return -1;
+    }
+
+    mp[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                             (char *) "SHA256", 0);
+    mp[1] = OSSL_PARAM_construct_end();
+    for (i = 0; i < ROUNDS; i++) {
+        if (derive_subkey(kctx, key, cls, info_round[i]) != 0
+            || (kc->round[i] = EVP_MAC_CTX_new(mac)) == NULL
+            || !EVP_MAC_init(kc->round[i], scratch.subkey,
+                             sizeof(scratch.subkey), mp)
+            || EVP_MAC_CTX_get_mac_size(kc->round[i]) != MAC_LEN) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Build all keyed contexts (every class) for key into k.  Lock held. */
 static int
 keyed_new(struct keyed *k, const unsigned char *key)
 {
@@ -141,33 +206,15 @@ keyed_new(struct keyed *k, const unsigned char *key)
     EVP_KDF_CTX *kctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_CIPHER *aes = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
-    OSSL_PARAM mp[2];
-    int i, rc = -1;
+    unsigned c;
+    int rc = -1;
 
     memset(k, 0, sizeof(*k));
     if (kctx == NULL || mac == NULL || aes == NULL) {
         goto out;
     }
-
-    if (derive_subkey(kctx, key, info_aes) != 0
-        || (k->aes_enc = EVP_CIPHER_CTX_new()) == NULL
-        || (k->aes_dec = EVP_CIPHER_CTX_new()) == NULL
-        || !EVP_EncryptInit_ex2(k->aes_enc, aes, scratch.subkey, NULL, NULL)
-        || !EVP_DecryptInit_ex2(k->aes_dec, aes, scratch.subkey, NULL, NULL)
-        || !EVP_CIPHER_CTX_set_padding(k->aes_enc, 0)
-        || !EVP_CIPHER_CTX_set_padding(k->aes_dec, 0)) {
-        goto out;
-    }
-
-    mp[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                             (char *) "SHA256", 0);
-    mp[1] = OSSL_PARAM_construct_end();
-    for (i = 0; i < ROUNDS; i++) {
-        if (derive_subkey(kctx, key, info_round[i]) != 0
-            || (k->round[i] = EVP_MAC_CTX_new(mac)) == NULL
-            || !EVP_MAC_init(k->round[i], scratch.subkey,
-                             sizeof(scratch.subkey), mp)
-            || EVP_MAC_CTX_get_mac_size(k->round[i]) != MAC_LEN) {
+    for (c = 0; c < KS_SEAL_NCLASSES; c++) {
+        if (keyed_class_new(&k->cls[c], kctx, mac, aes, key, c) != 0) {
             goto out;
         }
     }
@@ -415,10 +462,10 @@ ks_seal_key_load(const char *path, char *err, size_t errlen)
 
 /* dst ^= Fi(src), both h bytes, for total length n.  Lock held. */
 static int
-round_xor(int i, size_t n, unsigned char *dst, const unsigned char *src,
-    size_t h)
+round_xor(const struct keyed_class *kc, int i, size_t n, unsigned char *dst,
+    const unsigned char *src, size_t h)
 {
-    EVP_MAC_CTX *ctx = cur.round[i];
+    EVP_MAC_CTX *ctx = kc->round[i];
     size_t c, j, outl;
 
     scratch.msg[1] = (unsigned char) n;
@@ -441,7 +488,7 @@ round_xor(int i, size_t n, unsigned char *dst, const unsigned char *src,
 
 /* The Feistel network over scratch.work[0..n), forwards or backwards. */
 static int
-feistel(size_t n, int forward)
+feistel(const struct keyed_class *kc, size_t n, int forward)
 {
     size_t h = n / 2;
     unsigned char *l = scratch.work, *r = scratch.work + h;
@@ -449,8 +496,8 @@ feistel(size_t n, int forward)
 
     for (k = 0; k < ROUNDS; k++) {
         i = forward ? k : ROUNDS - 1 - k;
-        if (((i & 1) == 0 ? round_xor(i, n, l, r, h)
-                          : round_xor(i, n, r, l, h)) != 0) {
+        if (((i & 1) == 0 ? round_xor(kc, i, n, l, r, h)
+                          : round_xor(kc, i, n, r, l, h)) != 0) {
             return -1;
         }
     }
@@ -458,16 +505,16 @@ feistel(size_t n, int forward)
 }
 
 static int
-block16(int forward)
+block16(const struct keyed_class *kc, int forward)
 {
     int outl = 0;
 
     if (forward) {
-        if (!EVP_EncryptUpdate(cur.aes_enc, scratch.f, &outl,
+        if (!EVP_EncryptUpdate(kc->aes_enc, scratch.f, &outl,
                                scratch.work, 16)) {
             return -1;
         }
-    } else if (!EVP_DecryptUpdate(cur.aes_dec, scratch.f, &outl,
+    } else if (!EVP_DecryptUpdate(kc->aes_dec, scratch.f, &outl,
                                   scratch.work, 16)) {
         return -1;
     }
@@ -479,20 +526,25 @@ block16(int forward)
 }
 
 static int
-seal_dir(unsigned char *out, const unsigned char *in, size_t len, int forward)
+seal_dir(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls, int forward)
 {
+    const struct keyed_class *kc;
     int rc = -1;
 
-    if (!ks_seal_len_ok(len) || out == NULL || in == NULL) {
+    if (!ks_seal_len_ok(len) || cls >= KS_SEAL_NCLASSES || out == NULL
+        || in == NULL) {
         return -1;
     }
     lock();
+    kc = &cur.cls[cls];
     if (identity) {
         memmove(out, in, len);
         rc = 0;
     } else if (key_set) {
         memcpy(scratch.work, in, len);
-        if ((len == 16 ? block16(forward) : feistel(len, forward)) == 0) {
+        if ((len == 16 ? block16(kc, forward)
+                       : feistel(kc, len, forward)) == 0) {
             memcpy(out, scratch.work, len);
             rc = 0;
         }
@@ -505,15 +557,16 @@ seal_dir(unsigned char *out, const unsigned char *in, size_t len, int forward)
 }
 
 int
-ks_seal(unsigned char *out, const unsigned char *in, size_t len)
+ks_seal(unsigned char *out, const unsigned char *in, size_t len, unsigned cls)
 {
-    return seal_dir(out, in, len, 1);
+    return seal_dir(out, in, len, cls, 1);
 }
 
 int
-ks_unseal(unsigned char *out, const unsigned char *in, size_t len)
+ks_unseal(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls)
 {
-    return seal_dir(out, in, len, 0);
+    return seal_dir(out, in, len, cls, 0);
 }
 
 /* ---- test hook ----------------------------------------------------------- */

@@ -10,24 +10,65 @@
  * vice versa, and tokens of related secrets of different lengths are
  * unrelated).
  *
- * Construction (format "v1"; tokens persist in tickets and session caches
+ * Token classes.  A token stands for one kind of secret and must only be
+ * usable where that kind is used; otherwise T becomes an oracle that turns
+ * secrets into clear keys.  Example: HKDF-Expand(PRK, info) for a one-block
+ * output is HMAC(PRK, info || 0x01), so an HMAC operation that accepted any
+ * token as its key would hand out TLS 1.3 record keys in clear: given the
+ * token of a traffic secret S, ask for HMAC(S, HkdfLabel || 0x01) with
+ * HkdfLabel = (32, "tls13 key", "") and get HKDF-Expand-Label(S, "key", "",
+ * 32), the record key.  So every token is sealed under one of three
+ * classes:
+ *
+ *   KS_SEAL_SECRET      KDF inputs and outputs: (EC)DH/KEM shared secrets,
+ *                       early/handshake/master/traffic/resumption secrets,
+ *                       the TLS 1.2 master secret.
+ *   KS_SEAL_RECORD_KEY  AEAD record keys: TLS 1.3 "key" outputs, the keys
+ *                       of the TLS 1.2 key block.
+ *   KS_SEAL_MAC_KEY     TLS 1.3 finished keys, i.e. the HMAC keys of
+ *                       Finished and of PSK binders ("finished" outputs;
+ *                       RFC 8446's binder_key is a KDF input, so SECRET),
+ *                       used only by HMAC for Finished/binders.
+ *
+ * and each class has its own independent subkeys, so a class is its own
+ * independent permutation: a token of one class unseals in another class
+ * to bytes unrelated to the secret (not the secret, not the secret plus a
+ * known difference).  The class is chosen by the operation in T that
+ * seals or unseals (the KDF unseals its input as SECRET and seals "key" as
+ * RECORD_KEY, "finished" as MAC_KEY and every other output that is not on
+ * the clear allow-list as SECRET; the AEAD unseals its key as RECORD_KEY;
+ * the Finished/binder HMAC unseals its key as MAC_KEY), never by a marker
+ * from U.  With that, the HMAC operation above unseals a traffic-secret
+ * token to bytes unrelated to S, and a token passed to an operation of
+ * another class acts there as an unknown random key.
+ *
+ * Construction (format "v2"; tokens persist in tickets and session caches
  * and may be shared between servers with the same key file, so this is a
- * stable format: changing anything below needs a new version string):
+ * stable format: changing anything below needs a new version string.  v1
+ * had no classes; v2 tokens of every class differ from v1 tokens, and v1
+ * tokens, e.g. in tickets from before the change, unseal to garbage):
  *
  *   Subkeys.  From the 32-byte sealing key K, HKDF-SHA-256 (RFC 5869,
- *   extract-and-expand, salt "mpk-tls sealed tokens v1") derives
- *   independent 32-byte subkeys:  KA = HKDF(K, info "aes-256 block"),
- *   K0..K3 = HKDF(K, info "feistel round 0" .. "feistel round 3").
+ *   extract-and-expand, salt "mpk-tls sealed tokens v2") derives
+ *   independent 32-byte subkeys for each class C, named "secret",
+ *   "record key" or "mac key" (the info strings are C "/" purpose, and no
+ *   class name contains "/", so they are all distinct):
+ *     KA[C]           = HKDF(K, info C "/aes-256 block"),
+ *     K0[C] .. K3[C]  = HKDF(K, info C "/feistel round 0" .. "/feistel
+ *                       round 3"),
+ *   e.g. "record key/feistel round 2".  All 15 subkeys and their keyed
+ *   contexts are set up when the key is set; a seal only picks its class's
+ *   contexts, so it costs what it did without classes.
  *
- *   16 bytes: one AES-256 block encryption under KA (AES is a strong PRP
+ *   16 bytes: one AES-256 block encryption under KA[C] (AES is a strong PRP
  *   on 128-bit blocks; nothing else is needed).
  *
  *   n = 32, 48, 56, 64, 66 bytes: a balanced 4-round Feistel network over
  *   halves L, R of h = n/2 bytes (16, 24, 28, 32, 33), written without
  *   swaps:  L ^= F0(R); R ^= F1(L); L ^= F2(R); R ^= F3(L).
  *   Unsealing runs the rounds backwards.  The round function is
- *       Fi(x) = first h bytes of  HMAC-SHA-256(Ki, 0x00 || n || i || x)
- *                              || HMAC-SHA-256(Ki, 0x01 || n || i || x)
+ *       Fi(x) = first h bytes of  HMAC-SHA-256(Ki[C], 0x00 || n || i || x)
+ *                              || HMAC-SHA-256(Ki[C], 0x01 || n || i || x)
  *   (n and i one byte each; the second block, a counter-mode expansion as
  *   in NIST SP 800-108, is computed only for h = 33).
  *
@@ -36,8 +77,10 @@
  * distinguishing advantage about q^2 / 2^(8h) for q queries: q^2 / 2^128 at
  * the smallest half (16 bytes).  The total length n in every round input
  * makes the permutations for different n independent, so sealing a prefix
- * of a secret says nothing about the longer token.  16 bytes uses AES
- * because a Feistel network over 8-byte halves would only reach q^2 / 2^64.
+ * of a secret says nothing about the longer token; the class in the subkey
+ * info makes the permutations of different classes independent in the same
+ * way.  16 bytes uses AES because a Feistel network over 8-byte halves
+ * would only reach q^2 / 2^64.
  * Only OpenSSL's EVP primitives are used (HMAC through EVP_MAC, AES through
  * EVP_CIPHER, HKDF through EVP_KDF); the keyed contexts are built once per
  * key and only re-initialized per seal.  Standard wide-block modes (EME,
@@ -118,23 +161,39 @@ int ks_seal_key_is_set(void);
  * turns identity mode off.  Afterwards ks_seal/ks_unseal fail. */
 void ks_seal_key_wipe(void);
 
+/* Token classes (see above).  The values are part of the API, not of the
+ * token format (the format names classes by their info strings). */
+enum ks_seal_class {
+    KS_SEAL_SECRET = 0,         /* KDF inputs/outputs, TLS 1.2 master secret */
+    KS_SEAL_RECORD_KEY = 1,     /* AEAD record keys */
+    KS_SEAL_MAC_KEY = 2,        /* TLS 1.3 finished/binder HMAC keys */
+};
+
+/* Number of classes; valid classes are 0 .. KS_SEAL_NCLASSES - 1. */
+#define KS_SEAL_NCLASSES 3
+
 /*
- * Seal (unseal) len bytes from in to out.  len must satisfy ks_seal_len_ok;
- * otherwise, or if no key is set, or on an internal error, -1 is returned
- * and out is not written.  out and in may overlap (out == in is fine).
+ * Seal (unseal) len bytes from in to out as a token of class cls.  len must
+ * satisfy ks_seal_len_ok and cls must be a ks_seal_class; otherwise, or if
+ * no key is set, or on an internal error, -1 is returned and out is not
+ * written.  out and in may overlap (out == in is fine).  Unsealing a token
+ * with another class than it was sealed with succeeds but gives bytes
+ * unrelated to the secret; the caller's choice of class is the check.
  */
-int ks_seal(unsigned char *out, const unsigned char *in, size_t len);
-int ks_unseal(unsigned char *out, const unsigned char *in, size_t len);
+int ks_seal(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls);
+int ks_unseal(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls);
 
 /*
  * TEST HOOK -- production code never calls this.
  *
  * Identity mode turns sealing off: ks_seal and ks_unseal copy their input
- * (lengths are still checked; no key is needed), so that test suites can
- * compare libssl's outputs with OpenSSL's published test vectors.  To turn
- * it on, magic must be KS_SEAL_TEST_IDENTITY_MAGIC and on must be 1; any
- * other magic (0, 1, true, ...) or on value is refused with -1 and changes
- * nothing.  Turning it off (on = 0) is always allowed.  ks_seal_key_wipe
+ * (lengths and classes are still checked; no key is needed), so that test
+ * suites can compare libssl's outputs with OpenSSL's published test
+ * vectors.  To turn it on, magic must be KS_SEAL_TEST_IDENTITY_MAGIC and on
+ * must be 1; any other magic (0, 1, true, ...) or on value is refused with
+ * -1 and changes nothing.  Turning it off (on = 0) is always allowed.  ks_seal_key_wipe
  * turns it off too.  The flag is T data, so code in U cannot flip it; this
  * function must never be in the gate operation table.
  */

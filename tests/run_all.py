@@ -105,6 +105,21 @@ def run_mpk_units(build, binaries):
     return totals
 
 
+def run_bench(build, program):
+    """Print a benchmark's output: natively with MPK, else in the guest."""
+    if cpu_has_mpk():
+        return subprocess.run([program]).returncode
+    if qemu_guest.available(build) is None:
+        print("bench: skipped: no pku/ospke and no guest kernel")
+        return 0
+    print("this CPU has no pku/ospke: running in a QEMU guest with emulated "
+          "PKU; the figures are not hardware costs")
+    output, status = qemu_guest.run(build, [os.path.abspath(program)])[
+        os.path.abspath(program)]
+    print(output, end="")
+    return 0 if status == 0 else 1
+
+
 def run_pytest(build):
     """Return (passed, failed, skipped) of the integration suite."""
     # NGINX prefixes of earlier runs (tests/lib/mpktls.py work_dir)
@@ -137,8 +152,12 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--mpk", nargs="*", default=[],
                     help="unit tests that need MPK hardware")
+    ap.add_argument("--bench", help="run this benchmark instead of tests")
     ap.add_argument("units", nargs="*")
     args = ap.parse_args()
+
+    if args.bench:
+        return run_bench(args.build, args.bench)
 
     totals = [0, 0, 0]
     for unit in args.units:

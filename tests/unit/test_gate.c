@@ -461,6 +461,119 @@ u_stack_holds_no_key(void **state)
     free(copy);
 }
 
+/* ---- jumping into the gate ------------------------------------------------ */
+
+/* The gate's two WRPKRU sites, found in its code like an attacker would. */
+static void
+gate_sites(uintptr_t *enter, uintptr_t *leave)
+{
+    const unsigned char *p = (const unsigned char *) (uintptr_t) ks_gate_call;
+    unsigned i, n = 0;
+
+    for (i = 0; i < 2048 && n < 3; i++) {
+        if (p[i] == 0x0f && p[i + 1] == 0x01 && p[i + 2] == 0xef) {
+            if (n == 0) {
+                *enter = (uintptr_t) (p + i);
+            } else if (n == 1) {
+                *leave = (uintptr_t) (p + i);
+            }
+            n++;
+        }
+    }
+    assert_int_equal(n, 2);                 /* exactly two, as documented */
+}
+
+/*
+ * Jump to target with EAX = eax, ECX = EDX = 0, R12/R13 as given and a
+ * stack laid out like the gate's own frame (six saved registers, then a
+ * return address back here), so that if the gate carries on to its end it
+ * returns to us.
+ */
+static void __attribute__((noinline))
+jump_into(uintptr_t target, uint32_t eax, uint64_t r12v, uint64_t r13v)
+{
+    register uint64_t t asm("rdi") = target;
+    register uint64_t a asm("rsi") = eax;
+    register uint64_t v12 asm("r8") = r12v;
+    register uint64_t v13 asm("r9") = r13v;
+
+    __asm__ volatile (
+        "sub $128, %%rsp\n\t"                 /* keep off the red zone */
+        "lea 1f(%%rip), %%rax\n\t"
+        "push %%rax\n\t"
+        "push %%rbp\n\t push %%rbx\n\t push %%r12\n\t"
+        "push %%r13\n\t push %%r14\n\t push %%r15\n\t"
+        "mov %%r8, %%r12\n\t"
+        "mov %%r9, %%r13\n\t"
+        "mov %%esi, %%eax\n\t"
+        "xor %%ecx, %%ecx\n\t"
+        "xor %%edx, %%edx\n\t"
+        "jmp *%%rdi\n"
+        "1:\n\t"
+        "add $128, %%rsp\n\t"
+        : "+r" (t), "+r" (a), "+r" (v12), "+r" (v13)
+        :
+        : "rax", "rcx", "rdx", "r10", "r11", "memory", "cc",
+          "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+          "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
+          "xmm15");
+}
+
+/* Run one jump in a child; its exit status tells what happened:
+ * 0 back with T closed, 1 back with T open, 42 pkey fault, 70 the
+ * gate's abort. */
+static int
+jump_in_child(uintptr_t target, uint32_t eax, uint64_t r12v, uint64_t r13v)
+{
+    uint32_t bits = 3u << (2 * pkey);
+    pid_t pid = fork();
+    int status;
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = segv_handler;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGSEGV, &sa, NULL);
+        jump_into(target, eax, r12v, r13v);
+        _exit((rdpkru() & bits) == bits ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void
+jumps_into_gate_gain_nothing(void **state)
+{
+    uint32_t bits = 3u << (2 * pkey), pkru_u = rdpkru();
+    uintptr_t enter = 0, leave = 0;
+    struct ks_stats_out out;
+    struct ks_args_stats a = { &out };
+
+    (void) state;
+    gate_sites(&enter, &leave);
+    assert_int_equal(pkru_u & bits, bits);
+
+    /* the leave WRPKRU with U's own value: harmless (the control) */
+    assert_int_equal(jump_in_child(leave, pkru_u, 0, 0), 0);
+    /* with a value that opens T: ERIM's check aborts the process */
+    assert_int_equal(jump_in_child(leave, pkru_u & ~bits, 0, 0), 70);
+    assert_int_equal(jump_in_child(leave, 0, 0, 0), 70);
+
+    /* the enter WRPKRU with everything open: just a gate call, which
+     * runs the operation and leaves with T closed */
+    memset(&out, 0, sizeof(out));
+    assert_int_equal(jump_in_child(enter, 0, KS_OP_STATS, (uintptr_t) &a), 0);
+    /* ... also with an operation that does not exist */
+    assert_int_equal(jump_in_child(enter, 0, 9999, 0), 0);
+
+    /* past the enter WRPKRU, T is still closed: the first T access faults */
+    assert_int_equal(jump_in_child(enter + 3, pkru_u, KS_OP_NOP, 0), 42);
+}
+
 /* ---- threads and processes -------------------------------------------------- */
 
 static void *
@@ -543,6 +656,7 @@ main(void)
         cmocka_unit_test(t_pointers_rejected_and_t_unchanged),
         cmocka_unit_test(lengths_bounded),
         cmocka_unit_test(unknown_operations_rejected),
+        cmocka_unit_test(jumps_into_gate_gain_nothing),
         cmocka_unit_test(crossings_counted),
         cmocka_unit_test(vector_registers_scrubbed),
         cmocka_unit_test(u_stack_holds_no_key),

@@ -5,15 +5,22 @@
  * verdict instead of asserting, so that they can be run on a naive
  * XOR-with-keystream "seal" as a positive control: such a seal round-trips,
  * is deterministic and changes every secret, and these checks must reject
- * it.  The known answers pin the token format (tokens persist in tickets
- * and are shared between servers); they were computed by the independent
- * Python implementation quoted above known_answers().
+ * it.  The class-separation check is built the same way: its positive
+ * controls are "class" schemes that look fine at first sight (tokens of
+ * different classes differ in half their bits) but leave a fixed difference
+ * between the classes.  The known answers pin the token format (tokens
+ * persist in tickets and are shared between servers); they were computed
+ * by the independent Python implementation quoted above known_answers().
+ *
+ * Tests that do not concern classes run for every class, through
+ * seal_cls()/unseal_cls() and test_cls.
  */
 
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,8 +40,37 @@
 static const size_t lengths[] = { 16, 32, 48, 56, 64, 66 };
 #define NLENGTHS (sizeof(lengths) / sizeof(lengths[0]))
 
+static const unsigned classes[] = {
+    KS_SEAL_SECRET, KS_SEAL_RECORD_KEY, KS_SEAL_MAC_KEY,
+};
+#define NCLASSES (sizeof(classes) / sizeof(classes[0]))
+
+/* Not classes: every one must be refused. */
+static const unsigned bad_classes[] = {
+    KS_SEAL_NCLASSES, KS_SEAL_NCLASSES + 1, 7, 8, 16, 255, 256, 0x10000,
+    INT_MAX, (unsigned) INT_MAX + 1, UINT_MAX - 1, UINT_MAX,
+};
+#define NBADCLASSES (sizeof(bad_classes) / sizeof(bad_classes[0]))
+
 typedef int (*seal_fn)(unsigned char *out, const unsigned char *in,
     size_t len);
+typedef int (*seal_cls_fn)(unsigned char *out, const unsigned char *in,
+    size_t len, unsigned cls);
+
+/* The class that seal_cls()/unseal_cls() use. */
+static unsigned test_cls = KS_SEAL_SECRET;
+
+static int
+seal_cls(unsigned char *out, const unsigned char *in, size_t len)
+{
+    return ks_seal(out, in, len, test_cls);
+}
+
+static int
+unseal_cls(unsigned char *out, const unsigned char *in, size_t len)
+{
+    return ks_unseal(out, in, len, test_cls);
+}
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -104,6 +140,7 @@ static int
 setup_key_a(void **state)
 {
     (void) state;
+    test_cls = KS_SEAL_SECRET;
     ks_seal_key_wipe();
     return ks_seal_key_set(key_a, sizeof(key_a));
 }
@@ -164,6 +201,95 @@ halfwise_seal(unsigned char *out, const unsigned char *in, size_t len)
     half_mix(tmp + len / 2, in + len / 2, len - len / 2);
     memcpy(out, tmp, len);
     return 0;
+}
+
+/*
+ * Naive token classes (positive controls for class_check()).  Each is a
+ * good permutation (the real seal, class SECRET) and gives tokens of
+ * different classes that differ in about half their bits, but:
+ *   mask_out:  token = seal(x) ^ M[cls]: tokens of one secret in two
+ *              classes differ by a fixed M[a] ^ M[b];
+ *   mask_in:   token = seal(x ^ M[cls]): a token of class a unseals in
+ *              class b to x ^ M[a] ^ M[b], the secret with a fixed
+ *              difference (an HMAC with that key is as good as with x);
+ *   no_class:  the class is ignored (v1).
+ */
+static unsigned char naive_mask[KS_SEAL_NCLASSES][KS_SEAL_MAX_LEN];
+
+static void
+xor_into(unsigned char *dst, const unsigned char *src, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        dst[i] ^= src[i];
+    }
+}
+
+static int
+mask_out_seal(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls)
+{
+    if (cls >= KS_SEAL_NCLASSES || ks_seal(out, in, len, KS_SEAL_SECRET)) {
+        return -1;
+    }
+    xor_into(out, naive_mask[cls], len);
+    return 0;
+}
+
+static int
+mask_out_unseal(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls)
+{
+    unsigned char tmp[KS_SEAL_MAX_LEN];
+
+    if (cls >= KS_SEAL_NCLASSES || !ks_seal_len_ok(len)) {
+        return -1;
+    }
+    memcpy(tmp, in, len);
+    xor_into(tmp, naive_mask[cls], len);
+    return ks_unseal(out, tmp, len, KS_SEAL_SECRET);
+}
+
+static int
+mask_in_seal(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls)
+{
+    unsigned char tmp[KS_SEAL_MAX_LEN];
+
+    if (cls >= KS_SEAL_NCLASSES || !ks_seal_len_ok(len)) {
+        return -1;
+    }
+    memcpy(tmp, in, len);
+    xor_into(tmp, naive_mask[cls], len);
+    return ks_seal(out, tmp, len, KS_SEAL_SECRET);
+}
+
+static int
+mask_in_unseal(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls)
+{
+    if (cls >= KS_SEAL_NCLASSES || ks_unseal(out, in, len, KS_SEAL_SECRET)) {
+        return -1;
+    }
+    xor_into(out, naive_mask[cls], len);
+    return 0;
+}
+
+static int
+no_class_seal(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls)
+{
+    (void) cls;
+    return ks_seal(out, in, len, KS_SEAL_SECRET);
+}
+
+static int
+no_class_unseal(unsigned char *out, const unsigned char *in, size_t len,
+    unsigned cls)
+{
+    (void) cls;
+    return ks_unseal(out, in, len, KS_SEAL_SECRET);
 }
 
 /* ---- the checks (verdicts, not assertions) ------------------------------- */
@@ -286,27 +412,154 @@ related_lengths_ok(seal_fn f, size_t m, size_t n, char *why, size_t whylen)
     return 1;
 }
 
+/* The criteria of class_check(), as bits of its result. */
+#define CL_EQUAL   0x01 /* ya == yb or z == x (see class_check) */
+#define CL_TOKENS  0x02 /* ya, yb: not about half the bits differ */
+#define CL_CROSS   0x04 /* z, x: not about half the bits differ */
+#define CL_DTOKENS 0x08 /* ya ^ yb does not vary with x */
+#define CL_DCROSS  0x10 /* z ^ x does not vary with x */
+#define CL_ALL     0x1f
+
+#define CLASS_TRIALS 200
+
+/* 1 if total differing bits out of trials * 8n is within 45 % .. 55 %. */
+static int
+about_half(size_t total, size_t trials, size_t n, double *avg)
+{
+    *avg = (double) total / (double) (trials * 8 * n);
+    return *avg > 0.45 && *avg < 0.55;
+}
+
+/*
+ * Whether classes a and b (a != b) are unrelated at length n, by
+ * CLASS_TRIALS random secrets x.  With ya = seal(x, a), yb = seal(x, b),
+ * z = unseal(ya, b) (a class-a token used where class b is expected):
+ *   ya != yb and z != x every time;
+ *   ya and yb, and z and x, differ in about half (45 .. 55 %) the bits
+ *   on average;
+ *   the differences ya ^ yb and z ^ x are not fixed: those of consecutive
+ *   secrets differ in about half the bits on average, and every bit of
+ *   them changes in some trial.  (A fixed difference would make a token
+ *   of one class a token of the other, or the other class's unsealing
+ *   the secret plus a constant.)
+ * Returns 0 or the CL_* bits of the criteria that failed (all are
+ * evaluated), with a description of the first in why.
+ */
+static unsigned
+class_check(seal_cls_fn seal, seal_cls_fn unseal, size_t n, unsigned a,
+    unsigned b, char *why, size_t whylen)
+{
+    unsigned char x[KS_SEAL_MAX_LEN], ya[KS_SEAL_MAX_LEN], yb[KS_SEAL_MAX_LEN];
+    unsigned char z[KS_SEAL_MAX_LEN];
+    unsigned char dy[KS_SEAL_MAX_LEN], dz[KS_SEAL_MAX_LEN];
+    unsigned char dy0[KS_SEAL_MAX_LEN], dz0[KS_SEAL_MAX_LEN];
+    unsigned char seen_y[KS_SEAL_MAX_LEN], seen_z[KS_SEAL_MAX_LEN];
+    size_t t, i, h_tok = 0, h_cross = 0, h_dy = 0, h_dz = 0;
+    unsigned failed = 0;
+    double av_tok, av_cross, av_dy, av_dz;
+
+    memset(seen_y, 0, sizeof(seen_y));
+    memset(seen_z, 0, sizeof(seen_z));
+    for (t = 0; t < CLASS_TRIALS; t++) {
+        rng_fill(x, n);
+        if (seal(ya, x, n, a) != 0 || seal(yb, x, n, b) != 0
+            || unseal(z, ya, n, b) != 0) {
+            snprintf(why, whylen, "%zu bytes, classes %u/%u: the seal "
+                     "failed", n, a, b);
+            return CL_ALL;
+        }
+        if (memcmp(ya, yb, n) == 0 || memcmp(z, x, n) == 0) {
+            failed |= CL_EQUAL;
+        }
+        h_tok += hamming(ya, yb, n);
+        h_cross += hamming(z, x, n);
+        for (i = 0; i < n; i++) {
+            dy[i] = ya[i] ^ yb[i];
+            dz[i] = z[i] ^ x[i];
+        }
+        if (t > 0) {
+            h_dy += hamming(dy, dy0, n);
+            h_dz += hamming(dz, dz0, n);
+            for (i = 0; i < n; i++) {
+                seen_y[i] |= dy[i] ^ dy0[i];
+                seen_z[i] |= dz[i] ^ dz0[i];
+            }
+        }
+        memcpy(dy0, dy, n);
+        memcpy(dz0, dz, n);
+    }
+    if (!about_half(h_tok, CLASS_TRIALS, n, &av_tok)) {
+        failed |= CL_TOKENS;
+    }
+    if (!about_half(h_cross, CLASS_TRIALS, n, &av_cross)) {
+        failed |= CL_CROSS;
+    }
+    if (!about_half(h_dy, CLASS_TRIALS - 1, n, &av_dy)) {
+        failed |= CL_DTOKENS;
+    }
+    if (!about_half(h_dz, CLASS_TRIALS - 1, n, &av_dz)) {
+        failed |= CL_DCROSS;
+    }
+    for (i = 0; i < n; i++) {
+        if (seen_y[i] != 0xff) {
+            failed |= CL_DTOKENS;
+        }
+        if (seen_z[i] != 0xff) {
+            failed |= CL_DCROSS;
+        }
+    }
+
+    if (failed & CL_EQUAL) {
+        snprintf(why, whylen, "%zu bytes, classes %u/%u: a token equals the "
+                 "other class's token, or unseals in the other class to "
+                 "the secret", n, a, b);
+    } else if (failed & CL_TOKENS) {
+        snprintf(why, whylen, "%zu bytes, classes %u/%u: the tokens differ "
+                 "in %.1f %% of the bits", n, a, b, 100 * av_tok);
+    } else if (failed & CL_CROSS) {
+        snprintf(why, whylen, "%zu bytes, classes %u/%u: unsealed in the "
+                 "wrong class, %.1f %% of the bits differ from the secret",
+                 n, a, b, 100 * av_cross);
+    } else if (failed & CL_DTOKENS) {
+        snprintf(why, whylen, "%zu bytes, classes %u/%u: the tokens of the "
+                 "two classes differ by a (partly) fixed value (%.1f %% of "
+                 "its bits change)", n, a, b, 100 * av_dy);
+    } else if (failed & CL_DCROSS) {
+        snprintf(why, whylen, "%zu bytes, classes %u/%u: unsealed in the "
+                 "wrong class gives the secret xor a (partly) fixed value "
+                 "(%.1f %% of its bits change)", n, a, b, 100 * av_dz);
+    } else {
+        snprintf(why, whylen, "%zu bytes, classes %u/%u: tokens differ in "
+                 "%.1f %%, wrong-class unseal in %.1f %% of the bits", n, a,
+                 b, 100 * av_tok, 100 * av_cross);
+    }
+    return failed;
+}
+
 /* ---- tests ---------------------------------------------------------------- */
 
 /*
- * Expected tokens for key 00 01 .. 1f and secret a0 a1 a2 ... (n bytes),
- * from this independent implementation of the construction in ks_seal.h:
+ * Expected tokens for key 00 01 .. 1f and secret a0 a1 a2 ... (n bytes) in
+ * each class, from this independent implementation of the construction in
+ * ks_seal.h (format v2):
  *
  *   import hashlib, hmac
  *   from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
- *   def hkdf(key, info):
- *       prk = hmac.new(b"mpk-tls sealed tokens v1", key, hashlib.sha256).digest()
+ *   CLASSES = [b"secret", b"record key", b"mac key"]   # enum ks_seal_class
+ *   def hkdf(key, cls, purpose):
+ *       prk = hmac.new(b"mpk-tls sealed tokens v2", key, hashlib.sha256).digest()
+ *       info = CLASSES[cls] + b"/" + purpose
  *       return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
- *   def seal(key, x):
+ *   def seal(key, x, cls):
  *       n = len(x)
  *       if n == 16:
- *           e = Cipher(algorithms.AES(hkdf(key, b"aes-256 block")),
+ *           e = Cipher(algorithms.AES(hkdf(key, cls, b"aes-256 block")),
  *                      modes.ECB()).encryptor()
  *           return e.update(x) + e.finalize()
  *       h = n // 2
  *       L, R = bytearray(x[:h]), bytearray(x[h:])
  *       for i in range(4):
- *           k = hkdf(key, b"feistel round %d" % i)
+ *           k = hkdf(key, cls, b"feistel round %d" % i)
  *           src, dst = (R, L) if i % 2 == 0 else (L, R)
  *           f = b"".join(hmac.new(k, bytes([c, n, i]) + bytes(src),
  *                                 hashlib.sha256).digest()
@@ -314,11 +567,56 @@ related_lengths_ok(seal_fn f, size_t m, size_t n, char *why, size_t whylen)
  *           for j in range(h):
  *               dst[j] ^= f[j]
  *       return bytes(L + R)
+ *
+ * (Its hkdf() agrees with cryptography's HKDF class.)  The v1 tokens (no
+ * classes, salt "... v1", info without a class) of the same secrets are
+ * kept to check that no class reproduces them.
  */
 static void
 known_answers(void **state)
 {
-    static const char *const expect[NLENGTHS] = {
+    static const char *const expect[KS_SEAL_NCLASSES][NLENGTHS] = {
+        [KS_SEAL_SECRET] = {
+            "edb59546af194c873e4e936f005fbe10",
+            "f94465d491412d4f101ab624115d089daee61cdd8eabbd7f4da06cd92098b1aa",
+            "45a60185b0bc176d798c64ce1c335e8a642666d31ba0396b50a3cb9927d7cf76"
+            "4a6a7dab0b2df48751329aed2623ffe6",
+            "58aa987b4574a6eda7d21457e6546c215e4e63460f19de07a88122ce56677725"
+            "d1359dea625ba064b699083f7d133072f6e1c5fd0182ac3b",
+            "f661fd21745f58919ff6d2bc567d5239004a3caa14eaec3e25b7b3ad056e7753"
+            "1b667e7caef1b2f7b8bcd91d317b8bb469b7504b0c91397ba9ea33d0b8e34905",
+            "14b081daf1c7a8febfc6b086a97569b7162f580ca74681c9be22a664908d5635"
+            "d8dcf73a8388ed8a33b2250de9281a7548b343630d7bbbd7e191f625c141c1cd"
+            "6eea",
+        },
+        [KS_SEAL_RECORD_KEY] = {
+            "78d76125ce068f5897565b34eef86ffa",
+            "44b32ecb8fb0bdcbcdc58285c37347b4533eeebf5bdea5e54ec125f97776557c",
+            "b5eb275ff5bb55344c17945c0dc80ef489a01dc651d9fe38bc96db34cb6dbd82"
+            "7f9d0784e945afef850083e1da7a62bf",
+            "1f298cd741b772e93b46c74aac96067789386da86781db23216888190b3233e2"
+            "a9495a413d067868427ba178d182632a613174e4390a744c",
+            "2ad983e928c2def76deb73a611b8b02dc274393eca143e9489bcc02ebc6b0f0f"
+            "abe4988548292391105ac8646b66bdc16a0c2e79936feb3690d97b55595f409d",
+            "cdd0fb406ee30d541ae5e99f25af99739c5e1cacbc2350e45c31c472af14edf6"
+            "79723df7748a66b7b62f32cd543159a3b6c5aa498331a93558212a7dab1311bb"
+            "90b5",
+        },
+        [KS_SEAL_MAC_KEY] = {
+            "6c253588e4abde2582c93d3c916230fc",
+            "3ba733544d85f61856f0231192dfefd38fd6bef3d1e27edeb03f2a697d30f8ca",
+            "c1fb05d673c727d051b07800ccb79b41dcdab939ab58dee4d9a30a87945d7a0c"
+            "a700d6da31e72b791ba5d5a91ca2e157",
+            "f022efe1ee266cf7e392a32bde0d6f5266abc976b6ac22fab07f43c28897f76c"
+            "d0f68909aeef63a7a0540120b93233c2ad3114a01b89f05a",
+            "5782166f9ecfebb61593d97e4a8e8c5681c8a1189bcbfa37983699d716d8391d"
+            "2b5115536bf56df952326827ce6c33a045c056ae10ed673e2f654133903864f3",
+            "d2ddf8b1f536b18055e4320895b50f2ea06c4115efd37570a773af28d7ed6e7a"
+            "33ee0ce6c7afc1e083bd04a7e0c5ceb282686fb0cc872e02e2ea62177a1b0307"
+            "67b2",
+        },
+    };
+    static const char *const v1[NLENGTHS] = {
         "4b140dfbbe2a06fb753e91ddbe14a0ab",
         "0d9561807f004bf9672b715e3b15152c29c58946b1ef9fd73d0fd6b7e092648a",
         "a31b1d2e9c6d32ec5ae6e8747af9a0b099bef91f2a6f73ea1b30d65a9b80ad12"
@@ -332,20 +630,28 @@ known_answers(void **state)
         "e9a8",
     };
     unsigned char x[KS_SEAL_MAX_LEN], y[KS_SEAL_MAX_LEN], z[KS_SEAL_MAX_LEN];
-    unsigned char want[KS_SEAL_MAX_LEN];
-    size_t k, j, n;
+    unsigned char want[KS_SEAL_MAX_LEN], old[KS_SEAL_MAX_LEN];
+    size_t c, k, j, n;
 
     (void) state;
-    for (k = 0; k < NLENGTHS; k++) {
-        n = lengths[k];
-        for (j = 0; j < n; j++) {
-            x[j] = (unsigned char) (0xa0 + j);
+    for (c = 0; c < NCLASSES; c++) {
+        for (k = 0; k < NLENGTHS; k++) {
+            n = lengths[k];
+            for (j = 0; j < n; j++) {
+                x[j] = (unsigned char) (0xa0 + j);
+            }
+            unhex(want, expect[classes[c]][k], n);
+            assert_int_equal(ks_seal(y, x, n, classes[c]), 0);
+            assert_memory_equal(y, want, n);
+            assert_int_equal(ks_unseal(z, want, n, classes[c]), 0);
+            assert_memory_equal(z, x, n);
+
+            /* a v1 token is no v2 token of any class */
+            unhex(old, v1[k], n);
+            assert_memory_not_equal(y, old, n);
+            assert_int_equal(ks_unseal(z, old, n, classes[c]), 0);
+            assert_memory_not_equal(z, x, n);
         }
-        unhex(want, expect[k], n);
-        assert_int_equal(ks_seal(y, x, n), 0);
-        assert_memory_equal(y, want, n);
-        assert_int_equal(ks_unseal(z, want, n), 0);
-        assert_memory_equal(z, x, n);
     }
 }
 
@@ -353,29 +659,34 @@ static void
 round_trip(void **state)
 {
     unsigned char x[KS_SEAL_MAX_LEN], y[KS_SEAL_MAX_LEN], z[KS_SEAL_MAX_LEN];
-    size_t k, t, n;
+    size_t c, k, t, n;
+    unsigned cls;
 
     (void) state;
-    for (k = 0; k < NLENGTHS; k++) {
-        n = lengths[k];
-        for (t = 0; t < 2000; t++) {
-            rng_fill(x, n);
-            assert_int_equal(ks_seal(y, x, n), 0);
-            assert_int_equal(ks_unseal(z, y, n), 0);
-            assert_memory_equal(z, x, n);
+    for (c = 0; c < NCLASSES; c++) {
+        cls = classes[c];
+        for (k = 0; k < NLENGTHS; k++) {
+            n = lengths[k];
+            for (t = 0; t < 2000; t++) {
+                rng_fill(x, n);
+                assert_int_equal(ks_seal(y, x, n, cls), 0);
+                assert_int_equal(ks_unseal(z, y, n, cls), 0);
+                assert_memory_equal(z, x, n);
 
-            /* in place, both ways */
-            memcpy(z, x, n);
-            assert_int_equal(ks_seal(z, z, n), 0);
+                /* in place, both ways */
+                memcpy(z, x, n);
+                assert_int_equal(ks_seal(z, z, n, cls), 0);
+                assert_memory_equal(z, y, n);
+                assert_int_equal(ks_unseal(z, z, n, cls), 0);
+                assert_memory_equal(z, x, n);
+            }
+            /* unseal is a permutation too: unseal-then-seal is the
+             * identity */
+            rng_fill(y, n);
+            assert_int_equal(ks_unseal(x, y, n, cls), 0);
+            assert_int_equal(ks_seal(z, x, n, cls), 0);
             assert_memory_equal(z, y, n);
-            assert_int_equal(ks_unseal(z, z, n), 0);
-            assert_memory_equal(z, x, n);
         }
-        /* unseal is a permutation too: unseal-then-seal is the identity */
-        rng_fill(y, n);
-        assert_int_equal(ks_unseal(x, y, n), 0);
-        assert_int_equal(ks_seal(z, x, n), 0);
-        assert_memory_equal(z, y, n);
     }
 }
 
@@ -384,21 +695,23 @@ deterministic(void **state)
 {
     unsigned char x[KS_SEAL_MAX_LEN], y1[KS_SEAL_MAX_LEN];
     unsigned char y2[KS_SEAL_MAX_LEN], y3[KS_SEAL_MAX_LEN];
-    size_t k, n;
+    size_t c, k, n;
 
     (void) state;
-    for (k = 0; k < NLENGTHS; k++) {
-        n = lengths[k];
-        rng_fill(x, n);
-        assert_int_equal(ks_seal(y1, x, n), 0);
-        assert_int_equal(ks_seal(y2, x, n), 0);
-        assert_memory_equal(y1, y2, n);
+    for (c = 0; c < NCLASSES; c++) {
+        for (k = 0; k < NLENGTHS; k++) {
+            n = lengths[k];
+            rng_fill(x, n);
+            assert_int_equal(ks_seal(y1, x, n, classes[c]), 0);
+            assert_int_equal(ks_seal(y2, x, n, classes[c]), 0);
+            assert_memory_equal(y1, y2, n);
 
-        /* the same key set again (a restart with the same key file) */
-        ks_seal_key_wipe();
-        assert_int_equal(ks_seal_key_set(key_a, sizeof(key_a)), 0);
-        assert_int_equal(ks_seal(y3, x, n), 0);
-        assert_memory_equal(y1, y3, n);
+            /* the same key set again (a restart with the same key file) */
+            ks_seal_key_wipe();
+            assert_int_equal(ks_seal_key_set(key_a, sizeof(key_a)), 0);
+            assert_int_equal(ks_seal(y3, x, n, classes[c]), 0);
+            assert_memory_equal(y1, y3, n);
+        }
     }
 }
 
@@ -407,32 +720,36 @@ tokens_differ(void **state)
 {
     unsigned char x[KS_SEAL_MAX_LEN], ya[KS_SEAL_MAX_LEN];
     unsigned char yb[KS_SEAL_MAX_LEN], z[KS_SEAL_MAX_LEN];
-    size_t k, t, n, d_secret, d_keys;
+    size_t c, k, t, n, d_secret, d_keys;
+    unsigned cls;
 
     (void) state;
-    for (k = 0; k < NLENGTHS; k++) {
-        n = lengths[k];
-        d_secret = d_keys = 0;
-        for (t = 0; t < 100; t++) {
-            rng_fill(x, n);
-            assert_int_equal(ks_seal_key_set(key_a, sizeof(key_a)), 0);
-            assert_int_equal(ks_seal(ya, x, n), 0);
-            assert_int_equal(ks_seal_key_set(key_b, sizeof(key_b)), 0);
-            assert_int_equal(ks_seal(yb, x, n), 0);
-            assert_memory_not_equal(ya, x, n);
-            assert_memory_not_equal(yb, ya, n);
-            d_secret += hamming(ya, x, n);
-            d_keys += hamming(ya, yb, n);
+    for (c = 0; c < NCLASSES; c++) {
+        cls = classes[c];
+        for (k = 0; k < NLENGTHS; k++) {
+            n = lengths[k];
+            d_secret = d_keys = 0;
+            for (t = 0; t < 100; t++) {
+                rng_fill(x, n);
+                assert_int_equal(ks_seal_key_set(key_a, sizeof(key_a)), 0);
+                assert_int_equal(ks_seal(ya, x, n, cls), 0);
+                assert_int_equal(ks_seal_key_set(key_b, sizeof(key_b)), 0);
+                assert_int_equal(ks_seal(yb, x, n, cls), 0);
+                assert_memory_not_equal(ya, x, n);
+                assert_memory_not_equal(yb, ya, n);
+                d_secret += hamming(ya, x, n);
+                d_keys += hamming(ya, yb, n);
 
-            /* a token does not unseal under the other key */
-            assert_int_equal(ks_unseal(z, ya, n), 0);
-            assert_memory_not_equal(z, x, n);
+                /* a token does not unseal under the other key */
+                assert_int_equal(ks_unseal(z, ya, n, cls), 0);
+                assert_memory_not_equal(z, x, n);
+            }
+            /* about half the bits differ (keys differ in one bit only) */
+            assert_in_range(d_secret, 100 * 8 * n * 45 / 100,
+                            100 * 8 * n * 55 / 100);
+            assert_in_range(d_keys, 100 * 8 * n * 45 / 100,
+                            100 * 8 * n * 55 / 100);
         }
-        /* about half the bits differ (keys differ in one bit only) */
-        assert_in_range(d_secret, 100 * 8 * n * 45 / 100,
-                        100 * 8 * n * 55 / 100);
-        assert_in_range(d_keys, 100 * 8 * n * 45 / 100,
-                        100 * 8 * n * 55 / 100);
     }
 }
 
@@ -441,25 +758,31 @@ length_preserved(void **state)
 {
     unsigned char x[KS_SEAL_MAX_LEN], buf[KS_SEAL_MAX_LEN + 64];
     unsigned char back[KS_SEAL_MAX_LEN + 64];
-    size_t k, n, i;
+    size_t c, k, n, i;
 
     (void) state;
-    for (k = 0; k < NLENGTHS; k++) {
-        n = lengths[k];
-        rng_fill(x, n);
-        memset(buf, 0xa5, sizeof(buf));
-        assert_int_equal(ks_seal(buf + 32, x, n), 0);
-        for (i = 0; i < 32; i++) {
-            assert_int_equal(buf[i], 0xa5);
-        }
-        for (i = 32 + n; i < sizeof(buf); i++) {
-            assert_int_equal(buf[i], 0xa5);
-        }
-        memset(back, 0x5a, sizeof(back));
-        assert_int_equal(ks_unseal(back + 32, buf + 32, n), 0);
-        assert_memory_equal(back + 32, x, n);
-        for (i = 32 + n; i < sizeof(back); i++) {
-            assert_int_equal(back[i], 0x5a);
+    for (c = 0; c < NCLASSES; c++) {
+        for (k = 0; k < NLENGTHS; k++) {
+            n = lengths[k];
+            rng_fill(x, n);
+            memset(buf, 0xa5, sizeof(buf));
+            assert_int_equal(ks_seal(buf + 32, x, n, classes[c]), 0);
+            for (i = 0; i < 32; i++) {
+                assert_int_equal(buf[i], 0xa5);
+            }
+            for (i = 32 + n; i < sizeof(buf); i++) {
+                assert_int_equal(buf[i], 0xa5);
+            }
+            memset(back, 0x5a, sizeof(back));
+            assert_int_equal(ks_unseal(back + 32, buf + 32, n, classes[c]),
+                             0);
+            assert_memory_equal(back + 32, x, n);
+            for (i = 0; i < 32; i++) {
+                assert_int_equal(back[i], 0x5a);
+            }
+            for (i = 32 + n; i < sizeof(back); i++) {
+                assert_int_equal(back[i], 0x5a);
+            }
         }
     }
 }
@@ -468,15 +791,20 @@ static void
 avalanche(void **state)
 {
     char why[160];
-    size_t k;
+    size_t c, k;
 
     (void) state;
-    for (k = 0; k < NLENGTHS; k++) {
-        if (avalanche_check(ks_seal, lengths[k], why, sizeof(why)) != 0) {
-            fail_msg("seal: %s", why);
-        }
-        if (avalanche_check(ks_unseal, lengths[k], why, sizeof(why)) != 0) {
-            fail_msg("unseal: %s", why);
+    for (c = 0; c < NCLASSES; c++) {
+        test_cls = classes[c];
+        for (k = 0; k < NLENGTHS; k++) {
+            if (avalanche_check(seal_cls, lengths[k], why, sizeof(why))
+                != 0) {
+                fail_msg("seal, class %u: %s", test_cls, why);
+            }
+            if (avalanche_check(unseal_cls, lengths[k], why, sizeof(why))
+                != 0) {
+                fail_msg("unseal, class %u: %s", test_cls, why);
+            }
         }
     }
 }
@@ -521,14 +849,17 @@ static void
 related_lengths(void **state)
 {
     char why[160];
-    size_t i, j;
+    size_t c, i, j;
 
     (void) state;
-    for (i = 0; i < NLENGTHS; i++) {
-        for (j = i + 1; j < NLENGTHS; j++) {
-            if (!related_lengths_ok(ks_seal, lengths[i], lengths[j],
-                                    why, sizeof(why))) {
-                fail_msg("%s", why);
+    for (c = 0; c < NCLASSES; c++) {
+        test_cls = classes[c];
+        for (i = 0; i < NLENGTHS; i++) {
+            for (j = i + 1; j < NLENGTHS; j++) {
+                if (!related_lengths_ok(seal_cls, lengths[i], lengths[j],
+                                        why, sizeof(why))) {
+                    fail_msg("class %u: %s", test_cls, why);
+                }
             }
         }
     }
@@ -543,23 +874,26 @@ bad_lengths(void **state)
     };
     unsigned char in[KS_SEAL_MAX_LEN + 64], out[KS_SEAL_MAX_LEN + 64];
     unsigned char sentinel[sizeof(out)];
-    size_t i;
+    size_t c, i;
 
     (void) state;
     rng_fill(in, sizeof(in));
     memset(sentinel, 0xc3, sizeof(sentinel));
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        memcpy(out, sentinel, sizeof(out));
-        assert_int_equal(ks_seal(out, in, bad[i]), -1);
-        assert_int_equal(ks_unseal(out, in, bad[i]), -1);
-        assert_memory_equal(out, sentinel, sizeof(out));
-        assert_int_equal(ks_seal_len_ok(bad[i]), 0);
-    }
-    for (i = 0; i < NLENGTHS; i++) {
-        assert_int_equal(ks_seal_len_ok(lengths[i]), 1);
-        assert_int_equal(ks_seal(NULL, in, lengths[i]), -1);
-        assert_int_equal(ks_unseal(out, NULL, lengths[i]), -1);
-        assert_memory_equal(out, sentinel, sizeof(out));
+    for (c = 0; c < NCLASSES; c++) {
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            memcpy(out, sentinel, sizeof(out));
+            assert_int_equal(ks_seal(out, in, bad[i], classes[c]), -1);
+            assert_int_equal(ks_unseal(out, in, bad[i], classes[c]), -1);
+            assert_memory_equal(out, sentinel, sizeof(out));
+            assert_int_equal(ks_seal_len_ok(bad[i]), 0);
+        }
+        for (i = 0; i < NLENGTHS; i++) {
+            assert_int_equal(ks_seal_len_ok(lengths[i]), 1);
+            assert_int_equal(ks_seal(NULL, in, lengths[i], classes[c]), -1);
+            assert_int_equal(ks_unseal(out, NULL, lengths[i], classes[c]),
+                             -1);
+            assert_memory_equal(out, sentinel, sizeof(out));
+        }
     }
 }
 
@@ -568,20 +902,22 @@ no_key(void **state)
 {
     unsigned char in[KS_SEAL_MAX_LEN], out[KS_SEAL_MAX_LEN];
     unsigned char sentinel[KS_SEAL_MAX_LEN], ref[KS_SEAL_MAX_LEN];
-    size_t k;
+    size_t c, k;
 
     (void) state;
     rng_fill(in, sizeof(in));
-    assert_int_equal(ks_seal(ref, in, 32), 0);
+    assert_int_equal(ks_seal(ref, in, 32, KS_SEAL_SECRET), 0);
     memset(sentinel, 0x3c, sizeof(sentinel));
 
     ks_seal_key_wipe();
     assert_int_equal(ks_seal_key_is_set(), 0);
-    for (k = 0; k < NLENGTHS; k++) {
-        memcpy(out, sentinel, sizeof(out));
-        assert_int_equal(ks_seal(out, in, lengths[k]), -1);
-        assert_int_equal(ks_unseal(out, in, lengths[k]), -1);
-        assert_memory_equal(out, sentinel, sizeof(out));
+    for (c = 0; c < NCLASSES; c++) {
+        for (k = 0; k < NLENGTHS; k++) {
+            memcpy(out, sentinel, sizeof(out));
+            assert_int_equal(ks_seal(out, in, lengths[k], classes[c]), -1);
+            assert_int_equal(ks_unseal(out, in, lengths[k], classes[c]), -1);
+            assert_memory_equal(out, sentinel, sizeof(out));
+        }
     }
     ks_seal_key_wipe();                         /* twice is fine */
 
@@ -591,12 +927,12 @@ no_key(void **state)
     assert_int_equal(ks_seal_key_set(key_a, 33), -1);
     assert_int_equal(ks_seal_key_set(NULL, 32), -1);
     assert_int_equal(ks_seal_key_is_set(), 0);
-    assert_int_equal(ks_seal(out, in, 32), -1);
+    assert_int_equal(ks_seal(out, in, 32, KS_SEAL_SECRET), -1);
 
     /* a bad key length does not replace a good key either */
     assert_int_equal(ks_seal_key_set(key_a, sizeof(key_a)), 0);
     assert_int_equal(ks_seal_key_set(key_b, 31), -1);
-    assert_int_equal(ks_seal(out, in, 32), 0);
+    assert_int_equal(ks_seal(out, in, 32, KS_SEAL_SECRET), 0);
     assert_memory_equal(out, ref, 32);
 }
 
@@ -605,22 +941,24 @@ random_key(void **state)
 {
     unsigned char x[KS_SEAL_MAX_LEN], y1[KS_SEAL_MAX_LEN];
     unsigned char y2[KS_SEAL_MAX_LEN], z[KS_SEAL_MAX_LEN];
-    size_t k, n;
+    size_t c, k, n;
 
     (void) state;
     ks_seal_key_wipe();
     assert_int_equal(ks_seal_key_random(), 0);
     assert_int_equal(ks_seal_key_is_set(), 1);
-    for (k = 0; k < NLENGTHS; k++) {
-        n = lengths[k];
-        rng_fill(x, n);
-        assert_int_equal(ks_seal_key_random(), 0);
-        assert_int_equal(ks_seal(y1, x, n), 0);
-        assert_int_equal(ks_unseal(z, y1, n), 0);
-        assert_memory_equal(z, x, n);
-        assert_int_equal(ks_seal_key_random(), 0);
-        assert_int_equal(ks_seal(y2, x, n), 0);
-        assert_memory_not_equal(y1, y2, n);
+    for (c = 0; c < NCLASSES; c++) {
+        for (k = 0; k < NLENGTHS; k++) {
+            n = lengths[k];
+            rng_fill(x, n);
+            assert_int_equal(ks_seal_key_random(), 0);
+            assert_int_equal(ks_seal(y1, x, n, classes[c]), 0);
+            assert_int_equal(ks_unseal(z, y1, n, classes[c]), 0);
+            assert_memory_equal(z, x, n);
+            assert_int_equal(ks_seal_key_random(), 0);
+            assert_int_equal(ks_seal(y2, x, n, classes[c]), 0);
+            assert_memory_not_equal(y1, y2, n);
+        }
     }
 }
 
@@ -700,16 +1038,22 @@ key_b_hex(char *hex, int upper)
     }
 }
 
-/* 1 if the current key is key_b (compared by a token). */
+/* 1 if the current key is key_b (compared by a token of every class). */
 static int
 key_is_b(void)
 {
-    unsigned char x[32] = { 1, 2, 3 }, want[32], got[32];
+    unsigned char x[32] = { 1, 2, 3 };
+    unsigned char want[NCLASSES][32], got[NCLASSES][32];
+    size_t c;
 
-    assert_int_equal(ks_seal(got, x, 32), 0);
+    for (c = 0; c < NCLASSES; c++) {
+        assert_int_equal(ks_seal(got[c], x, 32, classes[c]), 0);
+    }
     assert_int_equal(ks_seal_key_set(key_b, sizeof(key_b)), 0);
-    assert_int_equal(ks_seal(want, x, 32), 0);
-    return memcmp(got, want, 32) == 0;
+    for (c = 0; c < NCLASSES; c++) {
+        assert_int_equal(ks_seal(want[c], x, 32, classes[c]), 0);
+    }
+    return memcmp(got, want, sizeof(got)) == 0;
 }
 
 /* Load path and expect success with the key_b. */
@@ -739,7 +1083,7 @@ expect_reject(const char *path, const char *what)
     char err[512];
 
     assert_int_equal(ks_seal_key_set(key_a, sizeof(key_a)), 0);
-    assert_int_equal(ks_seal(before, x, 32), 0);
+    assert_int_equal(ks_seal(before, x, 32, KS_SEAL_SECRET), 0);
     if (ks_seal_key_load(path, err, sizeof(err)) != -1) {
         fail_msg("load %s was accepted", path);
     }
@@ -748,7 +1092,7 @@ expect_reject(const char *path, const char *what)
     if (strstr(err, what) == NULL) {
         fail_msg("message \"%s\" does not say \"%s\"", err, what);
     }
-    assert_int_equal(ks_seal(after, x, 32), 0);
+    assert_int_equal(ks_seal(after, x, 32, KS_SEAL_SECRET), 0);
     assert_memory_equal(before, after, 32);
 }
 
@@ -888,13 +1232,132 @@ key_file_owner(void **state)
     expect_reject(path, "is owned by uid 12345; expected owner root or uid 0");
 }
 
+/* ---- classes ------------------------------------------------------------ */
+
+/*
+ * For every length and every ordered pair of distinct classes, the classes
+ * are unrelated permutations (class_check).  Two spot checks of the hole
+ * that classes close: a record-key or MAC-key "unsealing" of a SECRET
+ * token is not the secret.
+ */
+static void
+class_separation(void **state)
+{
+    char why[200];
+    size_t a, b, k;
+
+    (void) state;
+    for (k = 0; k < NLENGTHS; k++) {
+        for (a = 0; a < NCLASSES; a++) {
+            for (b = 0; b < NCLASSES; b++) {
+                if (a == b) {
+                    continue;
+                }
+                if (class_check(ks_seal, ks_unseal, lengths[k], classes[a],
+                                classes[b], why, sizeof(why)) != 0) {
+                    fail_msg("%s", why);
+                }
+            }
+        }
+        print_message("# %s\n", why);
+    }
+}
+
+/* Positive controls: class_check rejects each naive class scheme at every
+ * length, by the criteria that scheme breaks. */
+static void
+class_check_rejects_naive_classes(void **state)
+{
+    char why[200];
+    size_t k, n;
+    unsigned got;
+
+    (void) state;
+    rng_fill(&naive_mask[0][0], sizeof(naive_mask));
+    for (k = 0; k < NLENGTHS; k++) {
+        n = lengths[k];
+        got = class_check(mask_out_seal, mask_out_unseal, n, KS_SEAL_SECRET,
+                          KS_SEAL_MAC_KEY, why, sizeof(why));
+        print_message("# output masking rejected: %s\n", why);
+        assert_true(got & CL_DTOKENS);
+
+        got = class_check(mask_in_seal, mask_in_unseal, n, KS_SEAL_SECRET,
+                          KS_SEAL_MAC_KEY, why, sizeof(why));
+        print_message("# input masking rejected: %s\n", why);
+        assert_true(got & CL_DCROSS);
+
+        got = class_check(no_class_seal, no_class_unseal, n, KS_SEAL_SECRET,
+                          KS_SEAL_MAC_KEY, why, sizeof(why));
+        print_message("# no classes rejected: %s\n", why);
+        assert_int_equal(got, CL_ALL);
+    }
+}
+
+/*
+ * Anything but a class is refused by seal and unseal with -1, nothing
+ * written (also in place, with identity mode on, and without a key), and
+ * a refused call changes nothing for the next.
+ */
+static void
+unknown_class(void **state)
+{
+    unsigned char x[KS_SEAL_MAX_LEN], ref[KS_SEAL_MAX_LEN];
+    unsigned char out[KS_SEAL_MAX_LEN + 16], sentinel[sizeof(out)];
+    unsigned char inplace[KS_SEAL_MAX_LEN];
+    size_t i, k, n;
+    int mode;
+
+    (void) state;
+    rng_fill(x, sizeof(x));
+    memset(sentinel, 0x96, sizeof(sentinel));
+    assert_int_equal(ks_seal(ref, x, 32, KS_SEAL_RECORD_KEY), 0);
+
+    /* mode 0: key set; 1: identity mode on; 2: no key */
+    for (mode = 0; mode < 3; mode++) {
+        if (mode == 1) {
+            assert_int_equal(ks_seal_test_set_identity(
+                                 KS_SEAL_TEST_IDENTITY_MAGIC, 1), 0);
+        } else if (mode == 2) {
+            ks_seal_key_wipe();
+        }
+        for (i = 0; i < NBADCLASSES; i++) {
+            for (k = 0; k < NLENGTHS; k++) {
+                n = lengths[k];
+                memcpy(out, sentinel, sizeof(out));
+                assert_int_equal(ks_seal(out, x, n, bad_classes[i]), -1);
+                assert_int_equal(ks_unseal(out, x, n, bad_classes[i]), -1);
+                assert_memory_equal(out, sentinel, sizeof(out));
+
+                memcpy(inplace, x, n);
+                assert_int_equal(ks_seal(inplace, inplace, n,
+                                         bad_classes[i]), -1);
+                assert_int_equal(ks_unseal(inplace, inplace, n,
+                                           bad_classes[i]), -1);
+                assert_memory_equal(inplace, x, n);
+            }
+            /* a bad length too */
+            assert_int_equal(ks_seal(out, x, 33, bad_classes[i]), -1);
+            assert_memory_equal(out, sentinel, sizeof(out));
+        }
+        if (mode == 0) {
+            /* the good classes still work, with the same tokens */
+            assert_int_equal(ks_seal(out, x, 32, KS_SEAL_RECORD_KEY), 0);
+            assert_memory_equal(out, ref, 32);
+        } else if (mode == 1) {
+            assert_int_equal(ks_seal(out, x, 32, KS_SEAL_MAC_KEY), 0);
+            assert_memory_equal(out, x, 32);
+            assert_int_equal(ks_seal_test_set_identity(0, 0), 0);
+        }
+    }
+}
+
 /* ---- identity mode ----------------------------------------------------- */
 
 static void
 identity_needs_magic(void **state)
 {
     unsigned char x[KS_SEAL_MAX_LEN], y[KS_SEAL_MAX_LEN], s[KS_SEAL_MAX_LEN];
-    size_t k, n;
+    size_t c, k, n;
 
     (void) state;
     rng_fill(x, sizeof(x));
@@ -912,40 +1375,45 @@ identity_needs_magic(void **state)
     assert_int_equal(ks_seal_test_set_identity(KS_SEAL_TEST_IDENTITY_MAGIC,
                                                -1), -1);
     assert_int_equal(ks_seal_identity_on(), 0);
-    assert_int_equal(ks_seal(y, x, 32), 0);
+    assert_int_equal(ks_seal(y, x, 32, KS_SEAL_SECRET), 0);
     assert_memory_not_equal(y, x, 32);              /* still sealing */
 
-    /* with it: copies, lengths still checked, no key needed */
+    /* with it: copies in every class, lengths and classes still checked,
+     * no key needed */
     assert_int_equal(ks_seal_test_set_identity(KS_SEAL_TEST_IDENTITY_MAGIC,
                                                1), 0);
     assert_int_equal(ks_seal_identity_on(), 1);
-    for (k = 0; k < NLENGTHS; k++) {
-        n = lengths[k];
-        assert_int_equal(ks_seal(y, x, n), 0);
-        assert_memory_equal(y, x, n);
-        assert_int_equal(ks_unseal(y, x, n), 0);
-        assert_memory_equal(y, x, n);
+    for (c = 0; c < NCLASSES; c++) {
+        for (k = 0; k < NLENGTHS; k++) {
+            n = lengths[k];
+            assert_int_equal(ks_seal(y, x, n, classes[c]), 0);
+            assert_memory_equal(y, x, n);
+            assert_int_equal(ks_unseal(y, x, n, classes[c]), 0);
+            assert_memory_equal(y, x, n);
+        }
     }
     memset(s, 0x77, sizeof(s));
     memcpy(y, s, sizeof(y));
-    assert_int_equal(ks_seal(y, x, 33), -1);
+    assert_int_equal(ks_seal(y, x, 33, KS_SEAL_SECRET), -1);
+    assert_int_equal(ks_seal(y, x, 32, KS_SEAL_NCLASSES), -1);
+    assert_int_equal(ks_unseal(y, x, 32, UINT_MAX), -1);
     assert_memory_equal(y, s, sizeof(y));
 
     /* off again (any magic), and the key is still there */
     assert_int_equal(ks_seal_test_set_identity(0, 0), 0);
     assert_int_equal(ks_seal_identity_on(), 0);
-    assert_int_equal(ks_seal(y, x, 32), 0);
+    assert_int_equal(ks_seal(y, x, 32, KS_SEAL_SECRET), 0);
     assert_memory_not_equal(y, x, 32);
 
     /* identity without a key; wipe turns it off */
     ks_seal_key_wipe();
     assert_int_equal(ks_seal_test_set_identity(KS_SEAL_TEST_IDENTITY_MAGIC,
                                                1), 0);
-    assert_int_equal(ks_seal(y, x, 48), 0);
+    assert_int_equal(ks_seal(y, x, 48, KS_SEAL_RECORD_KEY), 0);
     assert_memory_equal(y, x, 48);
     ks_seal_key_wipe();
     assert_int_equal(ks_seal_identity_on(), 0);
-    assert_int_equal(ks_seal(y, x, 48), -1);
+    assert_int_equal(ks_seal(y, x, 48, KS_SEAL_RECORD_KEY), -1);
 }
 
 /* ---- cost (a printed figure, not an assertion) --------------------------- */
@@ -959,38 +1427,51 @@ ns_now(void)
     return (double) ts.tv_sec * 1e9 + (double) ts.tv_nsec;
 }
 
+/*
+ * Every class and length; 10000 iterations each, repeated 5 times, the
+ * fastest repetition reported (the others include whatever else the
+ * machine was doing).
+ */
 static void
 cost(void **state)
 {
-    static const size_t ns[] = { 16, 32, 48, 66 };
-    const int iters = 100000;
+    const int iters = 10000, reps = 5;
     unsigned char buf[KS_SEAL_MAX_LEN];
-    double t0, seal_ns, unseal_ns;
-    size_t k;
-    int i;
+    double t0, t, seal_ns, unseal_ns;
+    size_t c, k, n;
+    int i, r;
 
     (void) state;
     rng_fill(buf, sizeof(buf));
-    for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
-        for (i = 0; i < 1000; i++) {               /* warm up */
-            assert_int_equal(ks_seal(buf, buf, ns[k]), 0);
-        }
-        t0 = ns_now();
-        for (i = 0; i < iters; i++) {
-            if (ks_seal(buf, buf, ns[k]) != 0) {
-                fail();
+    for (c = 0; c < NCLASSES; c++) {
+        for (k = 0; k < NLENGTHS; k++) {
+            n = lengths[k];
+            for (i = 0; i < 1000; i++) {           /* warm up */
+                assert_int_equal(ks_seal(buf, buf, n, classes[c]), 0);
             }
-        }
-        seal_ns = (ns_now() - t0) / iters;
-        t0 = ns_now();
-        for (i = 0; i < iters; i++) {
-            if (ks_unseal(buf, buf, ns[k]) != 0) {
-                fail();
+            seal_ns = unseal_ns = 1e30;
+            for (r = 0; r < reps; r++) {
+                t0 = ns_now();
+                for (i = 0; i < iters; i++) {
+                    if (ks_seal(buf, buf, n, classes[c]) != 0) {
+                        fail();
+                    }
+                }
+                t = (ns_now() - t0) / iters;
+                seal_ns = t < seal_ns ? t : seal_ns;
+                t0 = ns_now();
+                for (i = 0; i < iters; i++) {
+                    if (ks_unseal(buf, buf, n, classes[c]) != 0) {
+                        fail();
+                    }
+                }
+                t = (ns_now() - t0) / iters;
+                unseal_ns = t < unseal_ns ? t : unseal_ns;
             }
+            print_message("# cost class %u, %2zu bytes: seal %.0f ns, "
+                          "unseal %.0f ns (best of %d means of %d)\n",
+                          classes[c], n, seal_ns, unseal_ns, reps, iters);
         }
-        unseal_ns = (ns_now() - t0) / iters;
-        print_message("# cost %2zu bytes: seal %.0f ns, unseal %.0f ns "
-                      "(mean of %d)\n", ns[k], seal_ns, unseal_ns, iters);
     }
 }
 
@@ -1013,6 +1494,12 @@ main(void)
         cmocka_unit_test_setup_teardown(avalanche_rejects_naive_seals,
                                         setup_key_a, teardown_wipe),
         cmocka_unit_test_setup_teardown(related_lengths, setup_key_a,
+                                        teardown_wipe),
+        cmocka_unit_test_setup_teardown(class_separation, setup_key_a,
+                                        teardown_wipe),
+        cmocka_unit_test_setup_teardown(class_check_rejects_naive_classes,
+                                        setup_key_a, teardown_wipe),
+        cmocka_unit_test_setup_teardown(unknown_class, setup_key_a,
                                         teardown_wipe),
         cmocka_unit_test_setup_teardown(bad_lengths, setup_key_a,
                                         teardown_wipe),
