@@ -4,7 +4,10 @@
 # linked statically with every symbol hidden (-fvisibility=hidden for our
 # objects, --exclude-libs for the archive), no start files (no destructors
 # that ld.so would run at exit with T closed), immediate binding and RELRO
-# (the GOT is read-only and stays untagged, so U-side stubs can use it).
+# (the GOT is read-only from the start; see ks_domain.c for why it stays
+# untagged), and calls to its own exported functions bound directly
+# (-Bsymbolic-functions): no PLT detour for the U-side stubs, and no
+# interposed symbol can redirect them.
 #
 # Two more builds of the same sources exist for the tests only:
 # libkeystore-test.so adds the test operations of ks_ops.h (KS_TEST_OPS),
@@ -19,7 +22,7 @@ KS_SRCS := keystore/ks_api.c keystore/ks_crypto.c keystore/ks_dispatch.c \
 	keystore/ks_gate.S
 KS_CFLAGS := $(CFLAGS_PROJECT) -fvisibility=hidden -I$(OPENSSL_PREFIX)/include
 KS_LDFLAGS := -shared -nostartfiles -Wl,--exclude-libs,ALL -Wl,-z,now \
-	-Wl,-z,relro -Wl,-z,defs -Wl,-z,noexecstack
+	-Wl,-z,relro -Wl,-z,defs -Wl,-z,noexecstack -Wl,-Bsymbolic-functions
 
 KS_VARIANTS := ks ks-test ks-noscrub
 KS_DEFS_ks :=

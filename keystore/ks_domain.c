@@ -116,10 +116,13 @@ find_own_data(struct dl_phdr_info *info, size_t size, void *arg)
 }
 
 /*
- * Tag the keystore's .data/.bss (the private libcrypto's state included)
- * — everything writable after relocation except the gate page, which U
- * must read.  The RELRO part (GOT, .data.rel.ro) is read-only by now and
- * holds no secret; it stays untagged so U-side stubs can call through it.
+ * Tag the keystore's .data/.bss, which hold the private libcrypto's state
+ * too: everything writable after relocation, except the gate page, which
+ * U must read.  The RELRO part (.data.rel.ro, .dynamic, GOT) stays
+ * untagged: ld.so reads every library's .dynamic on each symbol lookup in
+ * the process (lazy binding, dlsym), and the GOT shares its pages.  RELRO
+ * holds no secret and is read-only since relocation (BIND_NOW); lockdown
+ * seals it.
  */
 static int
 tag_own_data(int pkey, char *err, size_t errlen)

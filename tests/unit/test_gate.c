@@ -41,7 +41,8 @@ static struct ks_range_out  ranges[KS_RANGE_MAX];
 static uint32_t             nranges;
 static int                  pkey;
 
-/* The T ranges, in the order ks_domain_init() registers them. */
+/* The T ranges, in the order ks_domain_init() registers them; then the
+ * library's .data/.bss, in two ranges around the gate page. */
 enum { R_HEAP = 0, R_STACK = 1, R_GUARD_LO = 2, R_GUARD_HI = 3, R_DATA = 4 };
 
 static const unsigned char test_key[16] = {
@@ -136,17 +137,19 @@ poke(uintptr_t addr, const void *buf, size_t len)
 static void
 u_access_to_t_faults(void **state)
 {
-    /* a byte in the T heap's unused end, deep in the T stack, in data */
-    uintptr_t targets[3] = {
+    /* a byte in the T heap's unused end, deep in the T stack, in data,
+     * and in the last data range (.bss: the private libcrypto's state) */
+    uintptr_t targets[4] = {
         ranges[R_HEAP].start + ranges[R_HEAP].len - 16,
         ranges[R_STACK].start + 64,
         ranges[R_DATA].start,
+        ranges[nranges - 1].start + ranges[nranges - 1].len - 1,
     };
     unsigned char b, mark = 0xa5, back;
     unsigned i;
 
     (void) state;
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         assert_int_equal(child_access(targets[i], 0), 42);
         assert_int_equal(child_access(targets[i], 1), 42);
         peek(targets[i], &b, 1);                /* control: T can read it */
