@@ -1,0 +1,1 @@
+# inspect/: included by the top-level Makefile.
