@@ -25,42 +25,13 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../keystore/keystore.h"
-#include "../../keystore/ks_ops.h"
-#include "../../keystore/ks_range.h"
+#include "ks_test.h"
 
 #include "aead_vectors.h"
 
 #define NVECTORS  (sizeof(aead_vectors) / sizeof(aead_vectors[0]))
 
-/* enum ks_seal_class (ks_seal.h is T's header; the values are API) */
-enum { SEAL_SECRET = 0, SEAL_RECORD_KEY = 1, SEAL_MAC_KEY = 2 };
-
-static struct ks_range_out  ranges[KS_RANGE_MAX];
-static uint32_t             nranges;
-
-/* The T ranges, in the order ks_domain_init() registers them. */
-enum { R_HEAP = 0, R_STACK = 1, R_GUARD_LO = 2, R_GUARD_HI = 3, R_DATA = 4 };
-
-/* ---- helpers ------------------------------------------------------------ */
-
-static void
-identity(int on)
-{
-    struct ks_args_test_identity a = { (uint32_t) on };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_SEAL_IDENTITY, &a), 0);
-}
-
-/* A token of class cls for len bytes of secret. */
-static void
-seal(unsigned cls, const unsigned char *secret, unsigned char *token,
-    size_t len)
-{
-    struct ks_args_test_seal a = { 0, cls, secret, token, len };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_SEAL, &a), 0);
-}
+/* ---- helpers (and those of ks_test.h) ------------------------------------ */
 
 static long
 aead_new(unsigned alg, unsigned enc, const unsigned char *key, size_t keylen,
@@ -94,31 +65,6 @@ record(uint64_t h, const unsigned char *nonce, const unsigned char *aad,
     return ks_gate_call(KS_OP_AEAD_RECORD, &a);
 }
 
-static long
-free_handle(uint64_t h)
-{
-    struct ks_args_free a = { h };
-
-    return ks_gate_call(KS_OP_FREE, &a);
-}
-
-static void
-peek(uintptr_t addr, void *buf, size_t len)
-{
-    struct ks_args_test_mem a = { addr, buf, len };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_PEEK, &a), 0);
-}
-
-static uint64_t
-heap_bytes(void)
-{
-    struct ks_stats st;
-
-    assert_int_equal(ks_stats(&st), 0);
-    return st.t_heap_bytes;
-}
-
 /* The first vector of alg that both encrypts and decrypts, with data. */
 static const struct aead_vector *
 vector_for(unsigned alg)
@@ -134,30 +80,6 @@ vector_for(unsigned alg)
     }
     fail_msg("no vector for alg %u", alg);
     return NULL;
-}
-
-static int
-setup_keystore(void **state)
-{
-    struct ks_args_ranges ra = { ranges, &nranges };
-    char err[256];
-
-    (void) state;
-    if (ks_init(NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ks_init: %s\n", err);
-        return -1;
-    }
-    return ks_gate_call(KS_OP_RANGES, &ra) == 0 && nranges > R_DATA ? 0 : -1;
-}
-
-/* Every test ends with sealing on, whatever it did. */
-static int
-sealing_on(void **state)
-{
-    struct ks_args_test_identity a = { 0 };
-
-    (void) state;
-    return ks_gate_call(KS_OP_TEST_SEAL_IDENTITY, &a) == 0 ? 0 : -1;
 }
 
 /* ---- (1) OpenSSL's vectors, sealing off --------------------------------- */
@@ -280,7 +202,7 @@ record_keys_are_unsealed(void **state)
         identity(0);
 
         /* a RECORD_KEY token of the key gives the same, both ways */
-        seal(SEAL_RECORD_KEY, v->key, token, v->keylen);
+        seal(KS_SEAL_RECORD_KEY, v->key, token, v->keylen);
         assert_memory_not_equal(token, v->key, v->keylen);
         encrypt_with(v, token, ct[1], tag[1]);
         assert_memory_equal(ct[1], v->ct, v->len);
@@ -297,11 +219,11 @@ record_keys_are_unsealed(void **state)
         assert_memory_not_equal(tag[1], v->tag, KS_AEAD_TAG_LEN);
 
         /* tokens of the other classes are no record keys */
-        seal(SEAL_SECRET, v->key, token, v->keylen);
+        seal(KS_SEAL_SECRET, v->key, token, v->keylen);
         encrypt_with(v, token, ct[1], tag[1]);
         assert_memory_not_equal(ct[1], v->ct, v->len);
         assert_memory_not_equal(tag[1], v->tag, KS_AEAD_TAG_LEN);
-        seal(SEAL_MAC_KEY, v->key, token, v->keylen);
+        seal(KS_SEAL_MAC_KEY, v->key, token, v->keylen);
         encrypt_with(v, token, ct[1], tag[1]);
         assert_memory_not_equal(ct[1], v->ct, v->len);
     }
@@ -700,6 +622,7 @@ one_crossing_per_record(void **state)
 int
 main(void)
 {
+    /* every test ends with sealing on, whatever it did */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(openssl_vectors, sealing_on),
         cmocka_unit_test_teardown(record_keys_are_unsealed, sealing_on),

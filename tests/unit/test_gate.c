@@ -33,17 +33,9 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/aes.h>
 
-#include "../../keystore/keystore.h"
-#include "../../keystore/ks_ops.h"
-#include "../../keystore/ks_range.h"
+#include "ks_test.h"
 
-static struct ks_range_out  ranges[KS_RANGE_MAX];
-static uint32_t             nranges;
-static int                  pkey;
-
-/* The T ranges, in the order ks_domain_init() registers them; then the
- * library's .data/.bss, in two ranges around the gate page. */
-enum { R_HEAP = 0, R_STACK = 1, R_GUARD_LO = 2, R_GUARD_HI = 3, R_DATA = 4 };
+static int  pkey;                       /* the keystore's, from ks_stats() */
 
 static const unsigned char test_key[16] = {
     0x2b, 0x7e, 0x15, 0x16, 0x28, 0xae, 0xd2, 0xa6,
@@ -60,21 +52,13 @@ rdpkru(void)
     return eax;
 }
 
+/* The keystore and its T ranges (ks_test.h), and its protection key. */
 static int
-setup_keystore(void **state)
+setup_gate(void **state)
 {
-    struct ks_args_ranges ra = { ranges, &nranges };
     struct ks_stats st;
-    char err[256];
 
-    (void) state;
-    if (ks_init(NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ks_init: %s\n", err);
-        return -1;
-    }
-    if (ks_gate_call(KS_OP_RANGES, &ra) != 0 || nranges <= R_DATA
-        || ks_stats(&st) != 0)
-    {
+    if (setup_keystore(state) != 0 || ks_stats(&st) != 0) {
         return -1;
     }
     pkey = st.pkey;
@@ -91,12 +75,12 @@ segv_handler(int sig, siginfo_t *si, void *ctx)
     _exit(si->si_code == SEGV_PKUERR && (int) si->si_pkey == pkey ? 42 : 43);
 }
 
-/* In a child: read or write one byte of addr.  Returns its exit code. */
-static int
-child_access(uintptr_t addr, int write)
+/* fork(); in the child (0 returned) a SIGSEGV ends it through
+ * segv_handler, with 42 for the pkey fault. */
+static pid_t
+fork_catching_segv(void)
 {
     pid_t pid = fork();
-    int status;
 
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -106,6 +90,17 @@ child_access(uintptr_t addr, int write)
         sa.sa_sigaction = segv_handler;
         sa.sa_flags = SA_SIGINFO;
         sigaction(SIGSEGV, &sa, NULL);
+    }
+    return pid;
+}
+
+/* In a child: read or write one byte of addr.  Returns its exit code. */
+static int
+child_access(uintptr_t addr, int write)
+{
+    pid_t pid = fork_catching_segv();
+
+    if (pid == 0) {
         if (write) {
             *(volatile unsigned char *) addr = 0x5a;
         } else {
@@ -113,25 +108,7 @@ child_access(uintptr_t addr, int write)
         }
         _exit(0);
     }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
-
-static void
-peek(uintptr_t addr, void *buf, size_t len)
-{
-    struct ks_args_test_mem a = { addr, buf, len };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_PEEK, &a), 0);
-}
-
-static void
-poke(uintptr_t addr, const void *buf, size_t len)
-{
-    struct ks_args_test_mem a = { addr, (unsigned char *) buf, len };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_POKE, &a), 0);
+    return child_exit_code(pid);
 }
 
 static void
@@ -529,23 +506,13 @@ static int
 jump_in_child(uintptr_t target, uint32_t eax, uint64_t r12v, uint64_t r13v)
 {
     uint32_t bits = 3u << (2 * pkey);
-    pid_t pid = fork();
-    int status;
+    pid_t pid = fork_catching_segv();
 
-    assert_true(pid >= 0);
     if (pid == 0) {
-        struct sigaction sa;
-
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_sigaction = segv_handler;
-        sa.sa_flags = SA_SIGINFO;
-        sigaction(SIGSEGV, &sa, NULL);
         jump_into(target, eax, r12v, r13v);
         _exit((rdpkru() & bits) == bits ? 0 : 1);
     }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    return child_exit_code(pid);
 }
 
 static void
@@ -588,12 +555,11 @@ sleep_in_t(void *arg)
 }
 
 /* In a child: one thread sleeps in T, another enters meanwhile (or after
- * the first left, if !overlap).  Returns the child's exit status. */
+ * the first left, if !overlap).  Returns the child's exit code. */
 static int
 two_threads(int overlap)
 {
     pid_t pid = fork();
-    int status;
 
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -611,29 +577,21 @@ two_threads(int overlap)
         }
         _exit(0);
     }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return status;
+    return child_exit_code(pid);
 }
 
 static void
 concurrent_entry_never_shares_stack(void **state)
 {
-    int status;
-
     (void) state;
-    status = two_threads(1);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 70);      /* the gate's abort */
-    status = two_threads(0);                        /* control: one at a time */
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(two_threads(1), 70);           /* the gate's abort */
+    assert_int_equal(two_threads(0), 0);            /* control: one at a time */
 }
 
 static void
 forked_child_keeps_keystore(void **state)
 {
     pid_t pid;
-    int status;
 
     (void) state;
     pid = fork();
@@ -645,9 +603,7 @@ forked_child_keeps_keystore(void **state)
         _exit(ks_selftest_sha256("abc", 3, md) == 0 && md[0] == 0xba
               && ks_stats(&st) == 0 && st.gate_crossings > 0 ? 0 : 1);
     }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(child_exit_code(pid), 0);
 }
 
 int
@@ -667,5 +623,5 @@ main(void)
         cmocka_unit_test(forked_child_keeps_keystore),
     };
 
-    return cmocka_run_group_tests_name("ks_gate", tests, setup_keystore, NULL);
+    return cmocka_run_group_tests_name("ks_gate", tests, setup_gate, NULL);
 }

@@ -30,19 +30,11 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
-#include "../../keystore/keystore.h"
-#include "../../keystore/ks_ops.h"
-#include "../../keystore/ks_range.h"
-#include "../../keystore/ks_seal.h"
+#include "ks_test.h"
 
 #include "test_kdf_vectors.h"
 
-static struct ks_range_out  ranges[KS_RANGE_MAX];
-static uint32_t             nranges;
-
-enum { R_HEAP = 0, R_DATA = 4 };            /* as in test_gate.c */
-
-/* ---- helpers ------------------------------------------------------------- */
+/* ---- helpers (and those of ks_test.h) ------------------------------------ */
 
 struct bin {
     unsigned char  b[256];
@@ -83,30 +75,13 @@ str(const char *s)
     return cat(r, s, strlen(s));
 }
 
-static void
-identity(int on)
-{
-    struct ks_args_test_identity a = { (uint32_t) on };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_SEAL_IDENTITY, &a), 0);
-}
-
-static void
-seal_op(int unseal, unsigned cls, const unsigned char *in, size_t len,
-    unsigned char *out)
-{
-    struct ks_args_test_seal a = { (uint32_t) unseal, cls, in, out, len };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_SEAL, &a), 0);
-}
-
 /* A token of the known secret s (class cls). */
 static struct bin
 tok(unsigned cls, struct bin s)
 {
     struct bin t = s;
 
-    seal_op(0, cls, s.b, s.n, t.b);
+    seal(cls, s.b, t.b, s.n);
     return t;
 }
 
@@ -116,16 +91,8 @@ untok(unsigned cls, const unsigned char *t, size_t n)
 {
     struct bin r = { .n = n };
 
-    seal_op(1, cls, t, n, r.b);
+    unseal(cls, t, r.b, n);
     return r;
-}
-
-static void
-peek(uintptr_t addr, void *buf, size_t len)
-{
-    struct ks_args_test_mem a = { addr, buf, len };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_PEEK, &a), 0);
 }
 
 static long
@@ -195,12 +162,26 @@ mac(int ktok, struct bin k, struct bin data, unsigned char *out)
     return ks_gate_call(KS_OP_MAC, &a);
 }
 
+/* n bytes of the KDF name with the parameters p, from the system's
+ * libcrypto (U): the references below. */
+static struct bin
+ref_derive(const char *name, const OSSL_PARAM *p, size_t n)
+{
+    EVP_KDF *k = EVP_KDF_fetch(NULL, name, NULL);
+    EVP_KDF_CTX *c = EVP_KDF_CTX_new(k);
+    struct bin r = { .n = n };
+
+    assert_non_null(c);
+    assert_int_equal(EVP_KDF_derive(c, r.b, n, p), 1);
+    EVP_KDF_CTX_free(c);
+    EVP_KDF_free(k);
+    return r;
+}
+
 /* HKDF-Expand-Label with the system's libcrypto (U): the reference. */
 static struct bin
 ref_expand(struct bin secret, const char *label, struct bin data, size_t n)
 {
-    EVP_KDF *k = EVP_KDF_fetch(NULL, "TLS13-KDF", NULL);
-    EVP_KDF_CTX *c = EVP_KDF_CTX_new(k);
     int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
     OSSL_PARAM p[] = {
         OSSL_PARAM_int(OSSL_KDF_PARAM_MODE, &mode),
@@ -212,33 +193,22 @@ ref_expand(struct bin secret, const char *label, struct bin data, size_t n)
         OSSL_PARAM_octet_string(OSSL_KDF_PARAM_DATA, data.b, data.n),
         OSSL_PARAM_END,
     };
-    struct bin r = { .n = n };
 
-    assert_non_null(c);
-    assert_int_equal(EVP_KDF_derive(c, r.b, n, p), 1);
-    EVP_KDF_CTX_free(c);
-    EVP_KDF_free(k);
-    return r;
+    return ref_derive("TLS13-KDF", p, n);
 }
 
+/* TLS1-PRF (SHA-256) with the system's libcrypto (U): the reference. */
 static struct bin
 ref_prf(struct bin secret, struct bin seed, size_t n)
 {
-    EVP_KDF *k = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
-    EVP_KDF_CTX *c = EVP_KDF_CTX_new(k);
     OSSL_PARAM p[] = {
         OSSL_PARAM_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
         OSSL_PARAM_octet_string(OSSL_KDF_PARAM_SECRET, secret.b, secret.n),
         OSSL_PARAM_octet_string(OSSL_KDF_PARAM_SEED, seed.b, seed.n),
         OSSL_PARAM_END,
     };
-    struct bin r = { .n = n };
 
-    assert_non_null(c);
-    assert_int_equal(EVP_KDF_derive(c, r.b, n, p), 1);
-    EVP_KDF_CTX_free(c);
-    EVP_KDF_free(k);
-    return r;
+    return ref_derive("TLS1-PRF", p, n);
 }
 
 static struct bin
@@ -254,29 +224,6 @@ sha256(struct bin in)
     assert_memory_equal((buf), (bin).b, (bin).n)
 
 static const struct bin  none;              /* an absent input */
-
-/* Every test starts with sealing on, whatever the previous one left. */
-static int
-sealing_on(void **state)
-{
-    (void) state;
-    identity(0);
-    return 0;
-}
-
-static int
-setup_keystore(void **state)
-{
-    struct ks_args_ranges ra = { ranges, &nranges };
-    char err[256];
-
-    (void) state;
-    if (ks_init(NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ks_init: %s\n", err);
-        return -1;
-    }
-    return ks_gate_call(KS_OP_RANGES, &ra) == 0 && nranges > R_DATA ? 0 : -1;
-}
 
 /* ---- 1. OpenSSL's vectors, sealing off ------------------------------------ */
 
@@ -426,13 +373,66 @@ vectors_tls1_prf(void **state)
 
 /* ---- 2. RFC 8448 through the gate, sealing on ----------------------------- */
 
+/* The 32-byte token t as a key argument. */
+static struct bin
+token32(const unsigned char *t)
+{
+    struct bin r = { .n = 32 };
+
+    memcpy(r.b, t, 32);
+    return r;
+}
+
+/* From the SECRET token s, the traffic secret of label over the
+ * transcript hash th: a SECRET token (to out) of RFC 8448's want. */
+static void
+rfc_secret(const unsigned char *s, const char *label, const char *th,
+    const char *want, unsigned char *out)
+{
+    assert_int_equal(expand(KS_MD_SHA256, token32(s), 1, label, hx(th),
+                            KS_OUT_SECRET, out, 32), 0);
+    assert_bin_equal(untok(KS_SEAL_SECRET, out, 32).b, hx(want));
+}
+
+/* From the traffic secret token s, the record key (a RECORD_KEY token,
+ * not the key itself) and the iv (clear): RFC 8448's want_key, want_iv. */
+static void
+rfc_key_iv(const unsigned char *s, const char *want_key, const char *want_iv)
+{
+    unsigned char key[16], iv[12];
+
+    assert_int_equal(expand(KS_MD_SHA256, token32(s), 1, "key", none,
+                            KS_OUT_RECORD_KEY, key, 16), 0);
+    assert_memory_not_equal(key, hx(want_key).b, 16);
+    assert_bin_equal(untok(KS_SEAL_RECORD_KEY, key, 16).b, hx(want_key));
+    assert_int_equal(expand(KS_MD_SHA256, token32(s), 1, "iv", none,
+                            KS_OUT_CLEAR, iv, 12), 0);
+    assert_bin_equal(iv, hx(want_iv));
+}
+
+/* From the handshake traffic secret token s, the finished key (a MAC_KEY
+ * token of RFC 8448's want_key) and with it the Finished MAC over the
+ * transcript hash th: RFC 8448's want_mac. */
+static void
+rfc_finished(const unsigned char *s, const char *want_key, const char *th,
+    const char *want_mac)
+{
+    unsigned char fin[32], vd[32];
+
+    assert_int_equal(expand(KS_MD_SHA256, token32(s), 1, "finished", none,
+                            KS_OUT_MAC_KEY, fin, 32), 0);
+    assert_bin_equal(untok(KS_SEAL_MAC_KEY, fin, 32).b, hx(want_key));
+    assert_int_equal(mac(1, token32(fin), hx(th), vd), 0);
+    assert_bin_equal(vd, hx(want_mac));
+}
+
 static void
 rfc8448_key_schedule(void **state)
 {
     const unsigned md = KS_MD_SHA256;
     unsigned char early[32], hs[32], chs[32], shs[32], master[32];
-    unsigned char cap[32], sap[32], key[16], iv[12], fin[32], vd[32];
-    struct bin ecdhe = tok(KS_SEAL_SECRET, hx(R_ECDHE)), t;
+    unsigned char cap[32], sap[32];
+    struct bin ecdhe = tok(KS_SEAL_SECRET, hx(R_ECDHE));
 
     (void) state;
     /* tokens are not the secrets: sealing is on */
@@ -444,74 +444,34 @@ rfc8448_key_schedule(void **state)
 
     /* handshake secret: (EC)DHE token, salt = early token; TLS13-KDF
      * does the "derived" step itself */
-    t = (struct bin) { .n = 32 };
-    memcpy(t.b, early, 32);
-    assert_int_equal(extract(md, ecdhe, 1, t, 1, KS_OUT_SECRET, hs, 32), 0);
+    assert_int_equal(extract(md, ecdhe, 1, token32(early), 1, KS_OUT_SECRET,
+                             hs, 32), 0);
     assert_memory_not_equal(hs, hx(R_HS).b, 32);
     assert_bin_equal(untok(KS_SEAL_SECRET, hs, 32).b, hx(R_HS));
 
-    memcpy(t.b, hs, 32);
-    assert_int_equal(expand(md, t, 1, "c hs traffic", hx(R_TH_SH),
-                            KS_OUT_SECRET, chs, 32), 0);
-    assert_bin_equal(untok(KS_SEAL_SECRET, chs, 32).b, hx(R_C_HS));
-    assert_int_equal(expand(md, t, 1, "s hs traffic", hx(R_TH_SH),
-                            KS_OUT_SECRET, shs, 32), 0);
-    assert_bin_equal(untok(KS_SEAL_SECRET, shs, 32).b, hx(R_S_HS));
+    /* the handshake traffic secrets */
+    rfc_secret(hs, "c hs traffic", R_TH_SH, R_C_HS, chs);
+    rfc_secret(hs, "s hs traffic", R_TH_SH, R_S_HS, shs);
 
     /* master secret: no key, salt = handshake token */
-    assert_int_equal(extract(md, none, 0, t, 1, KS_OUT_SECRET, master, 32), 0);
+    assert_int_equal(extract(md, none, 0, token32(hs), 1, KS_OUT_SECRET,
+                             master, 32), 0);
     assert_bin_equal(untok(KS_SEAL_SECRET, master, 32).b, hx(R_MASTER));
 
     /* server handshake key (RECORD_KEY token), iv (clear), finished key
      * (MAC_KEY token) and the server Finished MAC over CH..CV */
-    memcpy(t.b, shs, 32);
-    assert_int_equal(expand(md, t, 1, "key", none, KS_OUT_RECORD_KEY,
-                            key, 16), 0);
-    assert_memory_not_equal(key, hx(R_S_HS_KEY).b, 16);
-    assert_bin_equal(untok(KS_SEAL_RECORD_KEY, key, 16).b, hx(R_S_HS_KEY));
-    assert_int_equal(expand(md, t, 1, "iv", none, KS_OUT_CLEAR, iv, 12), 0);
-    assert_bin_equal(iv, hx(R_S_HS_IV));
-    assert_int_equal(expand(md, t, 1, "finished", none, KS_OUT_MAC_KEY,
-                            fin, 32), 0);
-    assert_bin_equal(untok(KS_SEAL_MAC_KEY, fin, 32).b, hx(R_S_FIN_KEY));
-    memcpy(t.b, fin, 32);
-    assert_int_equal(mac(1, t, hx(R_TH_CV), vd), 0);
-    assert_bin_equal(vd, hx(R_S_FIN));
+    rfc_key_iv(shs, R_S_HS_KEY, R_S_HS_IV);
+    rfc_finished(shs, R_S_FIN_KEY, R_TH_CV, R_S_FIN);
 
     /* the client's, Finished over CH..server Finished */
-    memcpy(t.b, chs, 32);
-    assert_int_equal(expand(md, t, 1, "key", none, KS_OUT_RECORD_KEY,
-                            key, 16), 0);
-    assert_bin_equal(untok(KS_SEAL_RECORD_KEY, key, 16).b, hx(R_C_HS_KEY));
-    assert_int_equal(expand(md, t, 1, "iv", none, KS_OUT_CLEAR, iv, 12), 0);
-    assert_bin_equal(iv, hx(R_C_HS_IV));
-    assert_int_equal(expand(md, t, 1, "finished", none, KS_OUT_MAC_KEY,
-                            fin, 32), 0);
-    assert_bin_equal(untok(KS_SEAL_MAC_KEY, fin, 32).b, hx(R_C_FIN_KEY));
-    memcpy(t.b, fin, 32);
-    assert_int_equal(mac(1, t, hx(R_TH_SF), vd), 0);
-    assert_bin_equal(vd, hx(R_C_FIN));
+    rfc_key_iv(chs, R_C_HS_KEY, R_C_HS_IV);
+    rfc_finished(chs, R_C_FIN_KEY, R_TH_SF, R_C_FIN);
 
     /* application traffic secrets and their keys and ivs */
-    memcpy(t.b, master, 32);
-    assert_int_equal(expand(md, t, 1, "c ap traffic", hx(R_TH_SF),
-                            KS_OUT_SECRET, cap, 32), 0);
-    assert_bin_equal(untok(KS_SEAL_SECRET, cap, 32).b, hx(R_C_AP));
-    assert_int_equal(expand(md, t, 1, "s ap traffic", hx(R_TH_SF),
-                            KS_OUT_SECRET, sap, 32), 0);
-    assert_bin_equal(untok(KS_SEAL_SECRET, sap, 32).b, hx(R_S_AP));
-    memcpy(t.b, sap, 32);
-    assert_int_equal(expand(md, t, 1, "key", none, KS_OUT_RECORD_KEY,
-                            key, 16), 0);
-    assert_bin_equal(untok(KS_SEAL_RECORD_KEY, key, 16).b, hx(R_S_AP_KEY));
-    assert_int_equal(expand(md, t, 1, "iv", none, KS_OUT_CLEAR, iv, 12), 0);
-    assert_bin_equal(iv, hx(R_S_AP_IV));
-    memcpy(t.b, cap, 32);
-    assert_int_equal(expand(md, t, 1, "key", none, KS_OUT_RECORD_KEY,
-                            key, 16), 0);
-    assert_bin_equal(untok(KS_SEAL_RECORD_KEY, key, 16).b, hx(R_C_AP_KEY));
-    assert_int_equal(expand(md, t, 1, "iv", none, KS_OUT_CLEAR, iv, 12), 0);
-    assert_bin_equal(iv, hx(R_C_AP_IV));
+    rfc_secret(master, "c ap traffic", R_TH_SF, R_C_AP, cap);
+    rfc_secret(master, "s ap traffic", R_TH_SF, R_S_AP, sap);
+    rfc_key_iv(sap, R_S_AP_KEY, R_S_AP_IV);
+    rfc_key_iv(cap, R_C_AP_KEY, R_C_AP_IV);
 }
 
 /* ---- 3. the policy --------------------------------------------------------- */
@@ -880,6 +840,7 @@ t_pointers_rejected(void **state)
 int
 main(void)
 {
+    /* every test starts with sealing on, whatever the previous one left */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(vectors_tls13_kdf, sealing_on),
         cmocka_unit_test_setup(vectors_hkdf, sealing_on),

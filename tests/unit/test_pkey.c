@@ -41,15 +41,7 @@
 #error "test_pkey needs the pinned OpenSSL 3.5 headers (ML-KEM), not 3.0"
 #endif
 
-#include "../../keystore/keystore.h"
-#include "../../keystore/ks_ops.h"
-#include "../../keystore/ks_range.h"
-
-/* The T ranges, in the order ks_domain_init() registers them. */
-enum { R_HEAP = 0, R_STACK = 1, R_GUARD_LO = 2, R_GUARD_HI = 3, R_DATA = 4 };
-
-static struct ks_range_out  ranges[KS_RANGE_MAX];
-static uint32_t             nranges;
+#include "ks_test.h"
 
 #define SENTINEL  0xa5
 
@@ -328,20 +320,14 @@ load_needles(void)
 
 /* ---- the gate and T ---------------------------------------------------- */
 
+/* The keystore and its T ranges (ks_test.h), then the keys. */
 static int
 setup(void **state)
 {
-    struct ks_args_ranges ra = { ranges, &nranges };
-    char err[256];
     pid_t pid;
     int status;
 
-    (void) state;
-    if (ks_init(NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ks_init: %s\n", err);
-        return -1;
-    }
-    if (ks_gate_call(KS_OP_RANGES, &ra) != 0 || nranges <= R_DATA) {
+    if (setup_keystore(state) != 0) {
         return -1;
     }
     /* the keys are made (RSA-2048 once: slow in the emulator) by a child,
@@ -364,32 +350,6 @@ setup(void **state)
     return 0;
 }
 
-static uint64_t
-heap_bytes(void)
-{
-    struct ks_stats st;
-
-    assert_int_equal(ks_stats(&st), 0);
-    return st.t_heap_bytes;
-}
-
-static void
-peek(uintptr_t addr, void *buf, size_t len)
-{
-    struct ks_args_test_mem a = { addr, buf, len };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_PEEK, &a), 0);
-}
-
-/* T's token of len bytes back to the secret it stands for. */
-static void
-unseal_secret(const unsigned char *token, size_t len, unsigned char *out)
-{
-    struct ks_args_test_seal a = { 1, 0 /* KS_SEAL_SECRET */, token, out, len };
-
-    assert_int_equal(ks_gate_call(KS_OP_TEST_SEAL, &a), 0);
-}
-
 static long
 t_keygen(const struct group *g, uint64_t *h, unsigned char *pub)
 {
@@ -401,14 +361,6 @@ t_keygen(const struct group *g, uint64_t *h, unsigned char *pub)
         assert_int_equal(n, g->publen);
     }
     return rc;
-}
-
-static long
-t_free(uint64_t h)
-{
-    struct ks_args_free a = { h };
-
-    return ks_gate_call(KS_OP_FREE, &a);
 }
 
 static long
@@ -576,7 +528,7 @@ kex_every_group(void **state)
         memset(token, SENTINEL, sizeof(token));
         assert_int_equal(t_derive(h, upub, g->publen, token, g->secretlen), 0);
         assert_int_equal(token[g->secretlen], SENTINEL);    /* no more */
-        unseal_secret(token, g->secretlen, clear);
+        unseal(KS_SEAL_SECRET, token, clear, g->secretlen);
         assert_memory_equal(clear, ss, g->secretlen);
         /* sealing is on: what U holds is not the secret */
         assert_memory_not_equal(token, ss, g->secretlen);
@@ -584,7 +536,7 @@ kex_every_group(void **state)
         assert_int_equal(t_derive(h, upub, g->publen, token2, g->secretlen), 0);
         assert_memory_equal(token, token2, g->secretlen);
 
-        assert_int_equal(t_free(h), 0);
+        assert_int_equal(free_handle(h), 0);
         EVP_PKEY_free(u);
     }
 }
@@ -614,7 +566,7 @@ mlkem_t_server(void **state)
     assert_int_equal(sslen, 64);
     EVP_PKEY_CTX_free(c);
 
-    unseal_secret(token, 64, clear);
+    unseal(KS_SEAL_SECRET, token, clear, 64);
     assert_memory_equal(clear, ss, 64);
     assert_memory_not_equal(token, ss, 64);
     /* neither half in clear: ML-KEM ss || X25519 ss, sealed as one */
@@ -645,17 +597,17 @@ mlkem_t_client(void **state)
     EVP_PKEY_free(server);
 
     assert_int_equal(t_decap(h, ct, ctlen, token, sizeof(token)), 0);
-    unseal_secret(token, 64, clear);
+    unseal(KS_SEAL_SECRET, token, clear, 64);
     assert_memory_equal(clear, ss, 64);
     assert_memory_not_equal(token, ss, 64);
 
     /* a tampered ML-KEM ciphertext: implicit rejection, another secret */
     ct[10] ^= 1;
     assert_int_equal(t_decap(h, ct, ctlen, token, sizeof(token)), 0);
-    unseal_secret(token, 64, clear);
+    unseal(KS_SEAL_SECRET, token, clear, 64);
     assert_memory_not_equal(clear, ss, 32);
     assert_memory_equal(clear + 32, ss + 32, 32);       /* X25519 half */
-    assert_int_equal(t_free(h), 0);
+    assert_int_equal(free_handle(h), 0);
 }
 
 /* The call must fail with rc and leave the array buf as it was. */
@@ -712,7 +664,7 @@ bad_sizes_refused(void **state)
         }
         ASSERT_REFUSED(KS_ERR_CRYPTO, t_derive(h, upub, g->publen, out,
                                                g->secretlen), out);
-        assert_int_equal(t_free(h), 0);
+        assert_int_equal(free_handle(h), 0);
         EVP_PKEY_free(u);
 
         /* no room for the public key: nothing made, no handle */
@@ -774,7 +726,7 @@ bad_sizes_refused(void **state)
     /* but not one whose X25519 share is the point 0 */
     memset(ct + 1088, 0, 32);
     ASSERT_REFUSED(KS_ERR_CRYPTO, t_decap(hk, ct, 1120, out, 64), out);
-    assert_int_equal(t_free(hk), 0);
+    assert_int_equal(free_handle(hk), 0);
 }
 
 static void
@@ -822,23 +774,23 @@ bad_handles_refused(void **state)
 
     /* stale: after free, and a second free (h last: its slot is reused
      * first) */
-    assert_int_equal(t_free(hp), 0);
-    assert_int_equal(t_free(hk), 0);
-    assert_int_equal(t_free(h), 0);
+    assert_int_equal(free_handle(hp), 0);
+    assert_int_equal(free_handle(hk), 0);
+    assert_int_equal(free_handle(h), 0);
     ASSERT_REFUSED(KS_ERR_STATE, t_derive(h, upub, 32, out, 32), out);
     ASSERT_REFUSED(KS_ERR_STATE, t_decap(hk, tpub, 1120, out, 64), out);
     ASSERT_REFUSED(KS_ERR_STATE, t_sign(hp, KS_MD_SHA256, 0, "m", 1, sig,
                                         sizeof(sig), &n), sig);
-    assert_int_equal(t_free(h), KS_ERR_STATE);
-    assert_int_equal(t_free(hk), KS_ERR_STATE);
-    assert_int_equal(t_free(hp), KS_ERR_STATE);
+    assert_int_equal(free_handle(h), KS_ERR_STATE);
+    assert_int_equal(free_handle(hk), KS_ERR_STATE);
+    assert_int_equal(free_handle(hp), KS_ERR_STATE);
     /* a new key in the freed slot does not revive the old handle */
     assert_int_equal(t_keygen(g, &bad[0], tpub), 0);
     assert_int_equal(bad[0] & 0xfffff00, h & 0xfffff00);   /* same slot */
     assert_int_not_equal(bad[0], h);
     ASSERT_REFUSED(KS_ERR_STATE, t_derive(h, upub, 32, out, 32), out);
     assert_int_equal(t_derive(bad[0], upub, 32, out, 32), 0);
-    assert_int_equal(t_free(bad[0]), 0);
+    assert_int_equal(free_handle(bad[0]), 0);
 }
 
 /*
@@ -962,10 +914,10 @@ t_pointers_refused(void **state)
     assert_int_equal(t_sign(hp, 0, 0, "m", 1, sig, 64, &n), 0);
     assert_int_equal(t_load(path, strlen(path), &hx, spki, sizeof(spki), &n),
                      0);
-    assert_int_equal(t_free(hx), 0);
-    assert_int_equal(t_free(h), 0);
-    assert_int_equal(t_free(hk), 0);
-    assert_int_equal(t_free(hp), 0);
+    assert_int_equal(free_handle(hx), 0);
+    assert_int_equal(free_handle(h), 0);
+    assert_int_equal(free_handle(hk), 0);
+    assert_int_equal(free_handle(hp), 0);
 }
 
 /* ---- long-term keys ------------------------------------------------------ */
@@ -1098,7 +1050,7 @@ load_and_sign(void **state)
         assert_true(u_verify(pub, k->kind == 'd' ? 0 : 1, k->kind == 'r', msg,
                              0, sig, siglen));
         EVP_PKEY_free(pub);
-        assert_int_equal(t_free(h), 0);
+        assert_int_equal(free_handle(h), 0);
     }
 }
 
@@ -1163,7 +1115,7 @@ load_errors(void **state)
     }
     /* control: the same path with its own length loads */
     assert_int_equal(t_load(nul, strlen(nul), &h, spki, sizeof(spki), &n), 0);
-    assert_int_equal(t_free(h), 0);
+    assert_int_equal(free_handle(h), 0);
 }
 
 /* Keygen/derive/encap/decap/load/sign and free again: the T heap comes
@@ -1197,14 +1149,14 @@ heap_returns_to_baseline(void **state)
                                          sizeof(ct), &n, out, 64), 0);
                 assert_int_equal(t_decap(h, ct, sizeof(ct), out, 64), 0);
             }
-            assert_int_equal(t_free(h), 0);
+            assert_int_equal(free_handle(h), 0);
         }
         for (i = 0; i < NKEYS; i++) {
             assert_int_equal(t_load_key(keys[i].name, &h, spki, &n), 0);
             assert_int_equal(t_sign(h, keys[i].kind == 'd' ? 0 : KS_MD_SHA256,
                                     keys[i].kind == 'r' ? KS_SIG_RSA_PSS : 0,
                                     "m", 1, sig, sizeof(sig), &n), 0);
-            assert_int_equal(t_free(h), 0);
+            assert_int_equal(free_handle(h), 0);
         }
         if (round == 0) {
             base = heap_bytes();
@@ -1361,7 +1313,6 @@ private_keys_not_in_u_memory(void **state)
     uint32_t found;
     size_t n;
     pid_t pid;
-    int status;
     unsigned i;
 
     (void) state;
@@ -1405,12 +1356,10 @@ private_keys_not_in_u_memory(void **state)
              && (scan_u_memory() & needles_named("rsa p LE")) != 0;
         _exit(ok ? 0 : 1);
     }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(child_exit_code(pid), 0);
 
     for (i = 0; i < NKEYS; i++) {
-        assert_int_equal(t_free(h[i]), 0);
+        assert_int_equal(free_handle(h[i]), 0);
     }
 }
 

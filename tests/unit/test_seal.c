@@ -226,20 +226,22 @@ xor_into(unsigned char *dst, const unsigned char *src, size_t n)
     }
 }
 
+/* f(in, class SECRET) ^ M[cls]; f is ks_seal or ks_unseal. */
 static int
-mask_out_seal(unsigned char *out, const unsigned char *in, size_t len,
-    unsigned cls)
+f_then_mask(seal_cls_fn f, unsigned char *out, const unsigned char *in,
+    size_t len, unsigned cls)
 {
-    if (cls >= KS_SEAL_NCLASSES || ks_seal(out, in, len, KS_SEAL_SECRET)) {
+    if (cls >= KS_SEAL_NCLASSES || f(out, in, len, KS_SEAL_SECRET)) {
         return -1;
     }
     xor_into(out, naive_mask[cls], len);
     return 0;
 }
 
+/* f(in ^ M[cls], class SECRET). */
 static int
-mask_out_unseal(unsigned char *out, const unsigned char *in, size_t len,
-    unsigned cls)
+mask_then_f(seal_cls_fn f, unsigned char *out, const unsigned char *in,
+    size_t len, unsigned cls)
 {
     unsigned char tmp[KS_SEAL_MAX_LEN];
 
@@ -248,49 +250,35 @@ mask_out_unseal(unsigned char *out, const unsigned char *in, size_t len,
     }
     memcpy(tmp, in, len);
     xor_into(tmp, naive_mask[cls], len);
-    return ks_unseal(out, tmp, len, KS_SEAL_SECRET);
+    return f(out, tmp, len, KS_SEAL_SECRET);
 }
 
+/* f(in, class SECRET), whatever cls is. */
 static int
-mask_in_seal(unsigned char *out, const unsigned char *in, size_t len,
-    unsigned cls)
-{
-    unsigned char tmp[KS_SEAL_MAX_LEN];
-
-    if (cls >= KS_SEAL_NCLASSES || !ks_seal_len_ok(len)) {
-        return -1;
-    }
-    memcpy(tmp, in, len);
-    xor_into(tmp, naive_mask[cls], len);
-    return ks_seal(out, tmp, len, KS_SEAL_SECRET);
-}
-
-static int
-mask_in_unseal(unsigned char *out, const unsigned char *in, size_t len,
-    unsigned cls)
-{
-    if (cls >= KS_SEAL_NCLASSES || ks_unseal(out, in, len, KS_SEAL_SECRET)) {
-        return -1;
-    }
-    xor_into(out, naive_mask[cls], len);
-    return 0;
-}
-
-static int
-no_class_seal(unsigned char *out, const unsigned char *in, size_t len,
-    unsigned cls)
+ignore_class(seal_cls_fn f, unsigned char *out, const unsigned char *in,
+    size_t len, unsigned cls)
 {
     (void) cls;
-    return ks_seal(out, in, len, KS_SEAL_SECRET);
+    return f(out, in, len, KS_SEAL_SECRET);
 }
 
-static int
-no_class_unseal(unsigned char *out, const unsigned char *in, size_t len,
-    unsigned cls)
-{
-    (void) cls;
-    return ks_unseal(out, in, len, KS_SEAL_SECRET);
-}
+/* The schemes' seal and unseal as the seal_cls_fn class_check() takes:
+ * name(out, in, len, cls) is how(f, out, in, len, cls). */
+#define NAIVE_CLASS_FN(name, how, f)                                        \
+    static int                                                              \
+    name(unsigned char *out, const unsigned char *in, size_t len,           \
+        unsigned cls)                                                       \
+    {                                                                       \
+        return how(f, out, in, len, cls);                                   \
+    }
+
+NAIVE_CLASS_FN(mask_out_seal, f_then_mask, ks_seal)
+NAIVE_CLASS_FN(mask_out_unseal, mask_then_f, ks_unseal)
+NAIVE_CLASS_FN(mask_in_seal, mask_then_f, ks_seal)
+NAIVE_CLASS_FN(mask_in_unseal, f_then_mask, ks_unseal)
+NAIVE_CLASS_FN(no_class_seal, ignore_class, ks_seal)
+NAIVE_CLASS_FN(no_class_unseal, ignore_class, ks_unseal)
+#undef NAIVE_CLASS_FN
 
 /* ---- the checks (verdicts, not assertions) ------------------------------- */
 
@@ -1096,6 +1084,17 @@ expect_reject(const char *path, const char *what)
     assert_memory_equal(before, after, 32);
 }
 
+/* Write tmpdir/name (as write_file) and expect_reject() it with what. */
+static void
+reject_file(const char *name, const void *data, size_t len, mode_t mode,
+    const char *what)
+{
+    char path[256];
+
+    write_file(path, sizeof(path), name, data, len, mode);
+    expect_reject(path, what);
+}
+
 static void
 key_file_good(void **state)
 {
@@ -1132,66 +1131,60 @@ key_file_good(void **state)
 static void
 key_file_bad(void **state)
 {
+    static const struct {
+        const char  *name;
+        mode_t       mode;
+        const char  *what;
+    } modes[] = {
+        { "m644", 0644, "accessible by group or others (mode 0644)" },
+        { "m640", 0640, "(mode 0640); expected mode 0600 or stricter" },
+        { "m604", 0604, "mode 0604" },
+        { "m620", 0620, "mode 0620" },
+        { "m602", 0602, "mode 0602" },
+        { "m610", 0610, "mode 0610" },
+    };
     unsigned char raw[4096], zero[KS_SEAL_KEY_LEN];
     char path[256], hex[2 * KS_SEAL_KEY_LEN + 3], err[8];
     int fds = open_fds();
+    size_t i;
 
     (void) state;
     rng_fill(raw, sizeof(raw));
     memset(zero, 0, sizeof(zero));
     key_b_hex(hex, 0);
 
-    write_file(path, sizeof(path), "empty", raw, 0, 0600);
-    expect_reject(path, "has 0 bytes; expected exactly 32 raw bytes or 64 hex");
-    write_file(path, sizeof(path), "raw31", raw, 31, 0600);
-    expect_reject(path, "has 31 bytes; expected exactly 32 raw bytes");
-    write_file(path, sizeof(path), "raw33", raw, 33, 0600);
-    expect_reject(path, "has 33 bytes");
+    reject_file("empty", raw, 0, 0600,
+                "has 0 bytes; expected exactly 32 raw bytes or 64 hex");
+    reject_file("raw31", raw, 31, 0600,
+                "has 31 bytes; expected exactly 32 raw bytes");
+    reject_file("raw33", raw, 33, 0600, "has 33 bytes");
     memcpy(raw + 100, key_b, 32);
     raw[132] = '\n';
-    write_file(path, sizeof(path), "raw32nl", raw + 100, 33, 0600);
-    expect_reject(path, "has 33 bytes");
-    write_file(path, sizeof(path), "hex63", hex, 63, 0600);
-    expect_reject(path, "has 63 bytes");
+    reject_file("raw32nl", raw + 100, 33, 0600, "has 33 bytes");
+    reject_file("hex63", hex, 63, 0600, "has 63 bytes");
     strcpy(hex + 64, "\r\n");
-    write_file(path, sizeof(path), "hexcrlf", hex, 66, 0600);
-    expect_reject(path, "is longer than 65 bytes");
+    reject_file("hexcrlf", hex, 66, 0600, "is longer than 65 bytes");
     hex[64] = ' ';
-    write_file(path, sizeof(path), "hexspace", hex, 65, 0600);
-    expect_reject(path, "has 65 bytes");
-    write_file(path, sizeof(path), "big", raw, sizeof(raw), 0600);
-    expect_reject(path, "is longer than 65 bytes");
+    reject_file("hexspace", hex, 65, 0600, "has 65 bytes");
+    reject_file("big", raw, sizeof(raw), 0600, "is longer than 65 bytes");
 
     key_b_hex(hex, 0);
     hex[10] = 'g';
-    write_file(path, sizeof(path), "badhex", hex, 64, 0600);
-    expect_reject(path, "not a hex digit at offset 10");
+    reject_file("badhex", hex, 64, 0600, "not a hex digit at offset 10");
     key_b_hex(hex, 0);
     hex[63] = ' ';
     hex[64] = '\n';
-    write_file(path, sizeof(path), "badhex2", hex, 65, 0600);
-    expect_reject(path, "not a hex digit at offset 63");
+    reject_file("badhex2", hex, 65, 0600, "not a hex digit at offset 63");
 
-    write_file(path, sizeof(path), "zero", zero, sizeof(zero), 0600);
-    expect_reject(path, "all-zero key");
-    write_file(path, sizeof(path), "zerohex",
-               "0000000000000000000000000000000000000000000000000000000000000000",
-               64, 0600);
-    expect_reject(path, "all-zero key");
+    reject_file("zero", zero, sizeof(zero), 0600, "all-zero key");
+    reject_file("zerohex",
+                "0000000000000000000000000000000000000000000000000000000000000000",
+                64, 0600, "all-zero key");
 
     /* permissions: nothing for group or others */
-    write_file(path, sizeof(path), "m644", key_b, 32, 0644);
-    expect_reject(path, "accessible by group or others (mode 0644)");
-    write_file(path, sizeof(path), "m640", key_b, 32, 0640);
-    expect_reject(path, "(mode 0640); expected mode 0600 or stricter");
-    write_file(path, sizeof(path), "m604", key_b, 32, 0604);
-    expect_reject(path, "mode 0604");
-    write_file(path, sizeof(path), "m620", key_b, 32, 0620);
-    expect_reject(path, "mode 0620");
-    write_file(path, sizeof(path), "m602", key_b, 32, 0602);
-    expect_reject(path, "mode 0602");
-    write_file(path, sizeof(path), "m610", key_b, 32, 0610);
-    expect_reject(path, "mode 0610");
+    for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        reject_file(modes[i].name, key_b, 32, modes[i].mode, modes[i].what);
+    }
 
     /* not regular files */
     snprintf(path, sizeof(path), "%s/missing", tmpdir);
