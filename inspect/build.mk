@@ -1,1 +1,36 @@
 # inspect/: included by the top-level Makefile.
+#
+# libinspect.a: the scanner (inspect.h), for the CLI now and the NGINX
+# module's workers later.  build/bin/mpk-inspect: the CLI, with --bench.
+# Zydis comes from Debian's libzydis-dev, which ships no pkg-config file:
+# -lZydis is enough (libZydis.so carries its Zycore).
+
+INSPECT_CLI_SRCS := inspect/mpk_inspect.c inspect/mpk_inspect_bench.c
+INSPECT_LIB_SRCS := $(filter-out $(INSPECT_CLI_SRCS),$(wildcard inspect/*.c))
+INSPECT_LIB_OBJS := $(INSPECT_LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+INSPECT_LDLIBS := -lZydis
+
+# rebuilt from scratch, so that an object whose source is gone never lingers
+$(BUILD)/lib/libinspect.a: $(INSPECT_LIB_OBJS)
+	mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/mpk-inspect: $(INSPECT_CLI_SRCS:%.c=$(BUILD)/obj/%.o) \
+		$(BUILD)/lib/libinspect.a
+	mkdir -p $(@D)
+	$(CC) -o $@ $^ $(INSPECT_LDLIBS)
+
+PROJECT_TARGETS += $(BUILD)/lib/libinspect.a $(BUILD)/bin/mpk-inspect
+
+# Unit tests (tests/unit/test_inspect*.c; the generic rule is in
+# tests/build.mk): against libinspect.a, with the hand-assembled fixtures.
+INSPECT_UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%, \
+	$(wildcard tests/unit/test_inspect*.c))
+$(INSPECT_UNIT_TESTS): $(BUILD)/lib/libinspect.a \
+	$(BUILD)/obj/tests/unit/inspect_fixtures.o
+$(INSPECT_UNIT_TESTS): UNIT_LDLIBS = $(INSPECT_LDLIBS)
+
+$(BUILD)/obj/tests/unit/inspect_fixtures.o: tests/unit/inspect_fixtures.S
+	mkdir -p $(@D)
+	$(CC) -c -o $@ $<

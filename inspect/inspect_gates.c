@@ -1,0 +1,96 @@
+/*
+ * inspect_gates.c — the registry of gate sites, the only places where a
+ * real WRPKRU/XRSTOR is safe (DESIGN.md: "Safe: only the keystore's
+ * registered gate sites").  ERIM's other safe form (a WRPKRU followed by a
+ * check of the value written) is what the rewriter will produce; until it
+ * exists, anything that is not registered is unsafe.
+ *
+ * Sites are registered by address (a running process) or by symbol name in
+ * a named object (also works offline, and for hidden labels such as the
+ * keystore's, which no other object can take the address of).  The symbol
+ * is looked up in the object's own symbol table, from the very file that
+ * is mapped (inspect_process checks device and inode), so a different
+ * library cannot declare itself a gate by carrying the same name.
+ */
+#include <string.h>
+
+#include "inspect_internal.h"
+
+#define MAX_ADDRESSES 64
+#define MAX_SYMBOLS 16
+
+struct gate_symbol {
+    char object[128];                   /* file base name, "" = any */
+    char symbol[128];
+};
+
+static uint64_t addresses[MAX_ADDRESSES];
+static size_t naddresses;
+static struct gate_symbol symbols[MAX_SYMBOLS];
+static size_t nsymbols;
+
+int
+inspect_gate_add_address(const void *site)
+{
+    if (naddresses == MAX_ADDRESSES)
+        return -1;
+    addresses[naddresses++] = (uint64_t) (uintptr_t) site;
+    return 0;
+}
+
+int
+inspect_gate_add_symbol(const char *object, const char *symbol)
+{
+    if (nsymbols == MAX_SYMBOLS || !symbol || !*symbol
+        || strlen(symbol) >= sizeof(symbols[0].symbol)
+        || (object && strlen(object) >= sizeof(symbols[0].object)))
+        return -1;
+    struct gate_symbol *g = &symbols[nsymbols++];
+    insp_copy_name(g->object, sizeof(g->object), object ? object : "");
+    insp_copy_name(g->symbol, sizeof(g->symbol), symbol);
+    return 0;
+}
+
+int
+inspect_gate_add_keystore(const char *object)
+{
+    if (inspect_gate_add_symbol(object, INSPECT_KS_GATE_ENTER) != 0)
+        return -1;
+    return inspect_gate_add_symbol(object, INSPECT_KS_GATE_LEAVE);
+}
+
+void
+inspect_gate_reset(void)
+{
+    naddresses = 0;
+    nsymbols = 0;
+}
+
+static const char *
+base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+bool
+insp_gate_is_site(const char *object, const struct insp_elf *elf,
+                  uint64_t insn_off, uint64_t insn_addr)
+{
+    if (insn_addr != INSPECT_NONE)
+        for (size_t i = 0; i < naddresses; i++)
+            if (addresses[i] == insn_addr)
+                return true;
+    if (!elf || insn_off == INSPECT_NONE)
+        return false;
+    for (size_t i = 0; i < nsymbols; i++) {
+        if (symbols[i].object[0]
+            && strcmp(symbols[i].object, base_name(object)) != 0)
+            continue;
+        for (size_t k = 0; k < elf->nsym; k++)
+            if (elf->sym[k].off == insn_off
+                && strcmp(elf->sym[k].name, symbols[i].symbol) == 0)
+                return true;
+    }
+    return false;
+}
