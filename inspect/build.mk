@@ -34,3 +34,18 @@ $(INSPECT_UNIT_TESTS): UNIT_LDLIBS = $(INSPECT_LDLIBS)
 $(BUILD)/obj/tests/unit/inspect_fixtures.o: tests/unit/inspect_fixtures.S
 	mkdir -p $(@D)
 	$(CC) -c -o $@ $<
+
+# The gadget test (tests/unit/test_rewrite.c, an MPK test: MPK_UNIT_TESTS
+# in tests/build.mk): against the keystore's test library, libinspect.a,
+# and a helper library that the program binds lazily (-z lazy), so that
+# ld.so's lazy-binding XRSTORs run after the rewrite.
+REWRITE_LAZY_SO := $(BUILD)/tests/unit/librewrite_lazy.so
+$(REWRITE_LAZY_SO): tests/unit/rewrite_lazy.c
+	mkdir -p $(@D)
+	$(CC) $(CFLAGS_PROJECT) -shared -o $@ $<
+$(BUILD)/obj/tests/unit/test_rewrite.o: CFLAGS_PROJECT += -DKS_TEST_OPS
+$(BUILD)/tests/unit/test_rewrite: $(BUILD)/lib/libinspect.a \
+	$(BUILD)/lib/libkeystore-test.so $(REWRITE_LAZY_SO)
+$(BUILD)/tests/unit/test_rewrite: UNIT_LDLIBS = -L$(LIB_DIR) -lkeystore-test \
+	-Wl,-rpath,$(LIB_DIR) -L$(abspath $(BUILD))/tests/unit -lrewrite_lazy \
+	-Wl,-rpath,$(abspath $(BUILD))/tests/unit $(INSPECT_LDLIBS) -Wl,-z,lazy

@@ -4,7 +4,9 @@
  * XRSTOR family (0F AE /5 and 0F C7 /3 with a memory operand), at every
  * byte offset.  Each occurrence is classified with Zydis and judged by one
  * policy: it is safe only if it is a real instruction at a registered gate
- * site.  See inspect/README.md.
+ * site, or at a rewritten site: the checked copy that the rewriter
+ * (inspect_rewrite_process) made of an unsafe real instruction.  See
+ * inspect/README.md.
  *
  * Runs in U: at worker startup (inspect_process) before lockdown, and
  * offline in the mpk-inspect CLI (inspect_file).  Not thread-safe: the gate
@@ -61,7 +63,7 @@ struct inspect_hit {
     uint64_t file_offset;           /* INSPECT_NONE if not from a file */
     enum inspect_kind kind;
     enum inspect_class cls;
-    bool safe;                      /* real, and at a registered gate site */
+    bool safe;                      /* real, and at a gate or rewritten site */
     uint8_t fields;                 /* INSPECT_FIELD_* touched */
     /* The decoded instruction that holds the first byte, as a distance
      * back from addr/file_offset and a length; insn_len 0 if none. */
@@ -82,6 +84,8 @@ struct inspect_report {
     size_t by_class[INSPECT_NCLASSES];
     size_t by_kind[INSPECT_NKINDS];
     size_t unsafe;
+    size_t rewritten;               /* sites inspect_rewrite_process rewrote
+                                       before this (its final) scan */
     struct inspect_hit *hit;        /* all hits, unsafe and safe */
     size_t nhit, cap;
 };
@@ -116,6 +120,54 @@ void inspect_gate_reset(void);
 
 #define INSPECT_KS_GATE_ENTER "ks_gate_enter_wrpkru"
 #define INSPECT_KS_GATE_LEAVE "ks_gate_leave_wrpkru"
+
+/* ---- rewriting (ERIM's dynamic rewriting, inspect_rewrite.c) ----------- */
+
+/* One rewritten site.  The original instruction (and the whole
+ * instructions after it, up to 5 bytes or more) became `jmp rel32` to a
+ * trampoline near it, which runs the same instructions, checks after the
+ * PKRU-writing one that PKRU still denies the keystore's key (else it
+ * writes a line to fd 2 and calls exit_group(70)), and jumps back to
+ * site + span. */
+struct inspect_rewrite {
+    uint64_t site;                  /* the instruction's first byte */
+    uint8_t span;                   /* bytes overwritten: jmp, then int3 */
+    enum inspect_kind kind;
+    uint64_t trampoline;            /* its first byte */
+    uint32_t trampoline_len;
+    uint64_t checked_site;          /* the copy of the PKRU-writing
+                                       instruction: a "rewritten site",
+                                       safe by the second rule */
+    uint64_t file_offset;           /* of site; INSPECT_NONE if none */
+    char object[256];
+    char symbol[128];               /* "" if none is known */
+    uint64_t symbol_offset;
+};
+
+/*
+ * Scan the process, rewrite every unsafe site of class real (WRPKRU,
+ * XRSTOR, XRSTOR64, XRSTORS) into the checked form for protection key
+ * pkey, register the checked copies as rewritten sites, and scan again
+ * into *report (report->rewritten: how many were rewritten).  Register the
+ * gate sites first (inspect_gate_add_keystore): a gate's WRPKRU must not
+ * be rewritten.  Call single-threaded, before lockdown: code is patched
+ * through /proc/self/mem.  Sites of the other classes are not rewritten.
+ *
+ * 0 only if the final scan is clean.  -1 otherwise: errno EINVAL (pkey
+ * not in 1..15), ENOTSUP (the CPU or kernel has no OSPKE: RDPKRU would
+ * fault), ENOMEM/EIO (the scan or a patch failed), EPERM (something unsafe
+ * remains; the report lists it).  Fail closed on -1.  Each rewritten site
+ * and each refusal is logged once (inspect_set_log).
+ */
+int inspect_rewrite_process(int pkey, struct inspect_report *report);
+
+/* Every site rewritten in this process so far (in the order done). */
+const struct inspect_rewrite *inspect_rewrites(size_t *n);
+
+/* Where the rewriter's log lines go (no newline at their end); NULL: one
+ * line each on stderr. */
+typedef void (*inspect_log_fn)(void *ctx, const char *line);
+void inspect_set_log(inspect_log_fn fn, void *ctx);
 
 const char *inspect_kind_name(enum inspect_kind kind);    /* "WRPKRU", ... */
 const char *inspect_class_name(enum inspect_class cls);   /* "real", ... */

@@ -52,21 +52,6 @@ decode(const struct classifier *c, uint64_t pos, uint64_t limit,
                                                       limit - pos, insn));
 }
 
-/* Index of the last anchor <= pos (one exists: each code start is one). */
-static size_t
-anchor_before(const struct insp_region *r, uint64_t pos)
-{
-    size_t lo = 0, hi = r->nanchor;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (r->anchor[mid] <= pos)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* Where the prefixes (legacy, REX, VEX/EVEX/XOP/MVEX) of insn end. */
 static unsigned
 prefix_end(const ZydisDecodedInstruction *insn)
@@ -174,7 +159,7 @@ classify(struct classifier *c, struct insp_raw_hit *hit)
     const struct insp_code *code = insp_code_at(r, p);
     if (!code)
         return;
-    size_t k = anchor_before(r, p);
+    size_t k = insp_anchor_before(r, p);
     uint64_t anchor = r->anchor[k];
     uint64_t limit = code->end;
     if (k + 1 < r->nanchor && r->anchor[k + 1] < limit)
@@ -233,7 +218,7 @@ insp_decode_all(struct insp_region *r)
         return 0;
     classifier_init(&c, r);
     for (size_t i = 0; i < r->ncode; i++) {
-        size_t k = anchor_before(r, r->code[i].start);
+        size_t k = insp_anchor_before(r, r->code[i].start);
         for (uint64_t pos = r->code[i].start; pos < r->code[i].end;) {
             while (k + 1 < r->nanchor && r->anchor[k + 1] <= pos)
                 k++;

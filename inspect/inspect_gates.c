@@ -1,9 +1,15 @@
 /*
  * inspect_gates.c — the registry of gate sites, the only places where a
  * real WRPKRU/XRSTOR is safe (DESIGN.md: "Safe: only the keystore's
- * registered gate sites").  ERIM's other safe form (a WRPKRU followed by a
- * check of the value written) is what the rewriter will produce; until it
- * exists, anything that is not registered is unsafe.
+ * registered gate sites"), and the second rule: the rewritten sites.
+ *
+ * A rewritten site is ERIM's other safe form, a PKRU-writing instruction
+ * followed at once by a check that PKRU still denies the keystore's key
+ * (inspect_tramp.c).  Only the rewriter registers one, by the address of
+ * the copy in its trampoline, together with the trampoline's bytes as it
+ * wrote them; the site counts as safe only while those bytes are still
+ * there, so a trampoline changed afterwards (or memory reused at the same
+ * address) is unsafe again.
  *
  * Sites are registered by address (a running process) or by symbol name in
  * a named object (also works offline, and for hidden labels such as the
@@ -12,6 +18,7 @@
  * is mapped (inspect_process checks device and inode), so a different
  * library cannot declare itself a gate by carrying the same name.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "inspect_internal.h"
@@ -91,6 +98,53 @@ insp_gate_is_site(const char *object, const struct insp_elf *elf,
             if (elf->sym[k].off == insn_off
                 && strcmp(elf->sym[k].name, symbols[i].symbol) == 0)
                 return true;
+    }
+    return false;
+}
+
+struct rewritten {
+    uint64_t site, tramp;
+    size_t len;
+    uint8_t *bytes;                     /* the trampoline as written */
+};
+
+static struct rewritten *rewritten;
+static size_t nrewritten, caprewritten;
+
+int
+insp_rewritten_add(uint64_t site, uint64_t tramp, const uint8_t *bytes,
+                   size_t len)
+{
+    if (site < tramp || site >= tramp + len)
+        return -1;
+    if (nrewritten == caprewritten) {
+        size_t ncap = caprewritten ? caprewritten * 2 : 16;
+        struct rewritten *n = realloc(rewritten, ncap * sizeof(*n));
+        if (!n)
+            return -1;
+        rewritten = n;
+        caprewritten = ncap;
+    }
+    uint8_t *copy = malloc(len);
+    if (!copy)
+        return -1;
+    memcpy(copy, bytes, len);
+    rewritten[nrewritten++] = (struct rewritten) { site, tramp, len, copy };
+    return 0;
+}
+
+bool
+insp_rewritten_is_site(uint64_t insn_addr, const struct insp_region *r)
+{
+    for (size_t i = 0; i < nrewritten; i++) {
+        const struct rewritten *w = &rewritten[i];
+        if (w->site != insn_addr)
+            continue;
+        /* compared with the bytes the scan saw, never read in place */
+        return w->tramp >= r->base && w->tramp - r->base <= r->len
+            && w->len <= r->len - (w->tramp - r->base)
+            && memcmp(r->bytes + (w->tramp - r->base), w->bytes,
+                      w->len) == 0;
     }
     return false;
 }

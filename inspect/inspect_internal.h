@@ -68,6 +68,11 @@ void insp_region_free(struct insp_region *r);
 /* The code range holding pos, or NULL (after insp_region_prepare). */
 const struct insp_code *insp_code_at(const struct insp_region *r,
                                      uint64_t pos);
+/* Index of the last anchor <= pos; pos must lie in a code range (whose
+ * start is an anchor).  After insp_region_prepare. */
+size_t insp_anchor_before(const struct insp_region *r, uint64_t pos);
+/* The first anchor > pos, or UINT64_MAX if none. */
+uint64_t insp_anchor_after(const struct insp_region *r, uint64_t pos);
 
 /* ---- classification (inspect_classify.c) -------------------------------- */
 
@@ -174,6 +179,26 @@ int insp_inspect_image(const char *name, const uint8_t *image, size_t size,
  * at file offset insn_off of object (path; elf may be NULL) a gate site? */
 bool insp_gate_is_site(const char *object, const struct insp_elf *elf,
                        uint64_t insn_off, uint64_t insn_addr);
+
+/* Is a real instruction starting at insn_addr a rewritten site: the
+ * checked copy in a trampoline whose bytes in region r (the scan's view)
+ * are still those the rewriter wrote (inspect_gates.c)? */
+bool insp_rewritten_is_site(uint64_t insn_addr, const struct insp_region *r);
+/* Register one: the trampoline [tramp, tramp + len) as written, and the
+ * site in it.  0, or -1 if out of memory. */
+int insp_rewritten_add(uint64_t site, uint64_t tramp, const uint8_t *bytes,
+                       size_t len);
+
+/* ---- process (inspect_process.c) ---------------------------------------- */
+
+/* inspect_process, with hook called for each hit before it is added to
+ * the report, with the region that holds it (bytes, code ranges, anchors;
+ * prepared).  The hook may change nothing but *hit; a non-zero return
+ * stops the scan, and insp_process_scan then returns -1. */
+typedef int (*insp_process_hook)(void *ctx, struct inspect_hit *hit,
+                                 const struct insp_region *r);
+int insp_process_scan(struct inspect_report *report, insp_process_hook hook,
+                      void *ctx);
 
 /* ---- report (inspect_report.c) ------------------------------------------ */
 

@@ -71,9 +71,9 @@ read_all(const char *path, size_t *len)
     return buf;
 }
 
-int
-insp_maps_read_executable(const char *maps_path, struct insp_mapping **out,
-                          size_t *n)
+static int
+read_mappings(const char *maps_path, bool executable_only,
+              struct insp_mapping **out, size_t *n)
 {
     size_t len;
     char *text = read_all(maps_path, &len);
@@ -86,7 +86,8 @@ insp_maps_read_executable(const char *maps_path, struct insp_mapping **out,
         char *nl = strchr(line, '\n');
         if (nl)
             *nl = '\0';
-        if (insp_maps_parse_line(line, &cur) == 0 && cur.executable) {
+        if (insp_maps_parse_line(line, &cur) == 0
+            && (cur.executable || !executable_only)) {
             if (k == cap) {
                 cap = cap ? cap * 2 : 32;
                 struct insp_mapping *nm = realloc(m, cap * sizeof(*m));
@@ -110,4 +111,18 @@ insp_maps_read_executable(const char *maps_path, struct insp_mapping **out,
     *out = m;
     *n = k;
     return 0;
+}
+
+int
+insp_maps_read_executable(const char *maps_path, struct insp_mapping **out,
+                          size_t *n)
+{
+    return read_mappings(maps_path, true, out, n);
+}
+
+int
+insp_maps_read_all(const char *maps_path, struct insp_mapping **out,
+                   size_t *n)
+{
+    return read_mappings(maps_path, false, out, n);
 }

@@ -1,6 +1,5 @@
 /*
- * inspect_maps.h — the executable mappings of this process, from
- * /proc/self/maps.
+ * inspect_maps.h — the mappings of this process, from /proc/self/maps.
  */
 #ifndef MPKTLS_INSPECT_MAPS_H
 #define MPKTLS_INSPECT_MAPS_H
@@ -24,5 +23,9 @@ int insp_maps_parse_line(const char *line, struct insp_mapping *m);
  * 0, or -1 if maps could not be read or memory ran out. */
 int insp_maps_read_executable(const char *maps_path,
                               struct insp_mapping **out, size_t *n);
+
+/* All mappings, in address order (the rewriter looks for free space). */
+int insp_maps_read_all(const char *maps_path, struct insp_mapping **out,
+                       size_t *n);
 
 #endif

@@ -20,6 +20,10 @@
  * linearly from the start of its mapping; touching anonymous mappings are
  * one stretch, so an instruction may cross between them.
  *
+ * The rewriter scans through insp_process_scan, whose hook sees each hit
+ * with the region around it; a real instruction is also safe at a
+ * rewritten site (inspect_gates.c).
+ *
  * [vsyscall] is not searched unless it is readable: its bytes never run
  * (the kernel emulates the three legacy calls when the page faults, in
  * both "xonly" and "emulate" modes), and in "xonly" mode it cannot be read.
@@ -216,13 +220,17 @@ build_run_region(struct insp_region *r, void *arg)
 struct hit_ctx {
     struct run_ctx *run;
     struct inspect_report *report;
+    const struct insp_region *r;
+    insp_process_hook hook;
+    void *hook_ctx;
 };
 
 static int
 on_process_hit(void *ctx, const struct insp_raw_hit *raw)
 {
-    struct run_ctx *run = ((struct hit_ctx *) ctx)->run;
-    struct inspect_report *report = ((struct hit_ctx *) ctx)->report;
+    struct hit_ctx *hc = ctx;
+    struct run_ctx *run = hc->run;
+    struct inspect_report *report = hc->report;
     const struct source *s = &run->src[0];
     for (size_t i = 0; i < run->n; i++)
         if (raw->pos >= run->src[i].m->start && raw->pos < run->src[i].m->end)
@@ -239,16 +247,20 @@ on_process_hit(void *ctx, const struct insp_raw_hit *raw)
         insn_off = hit.file_offset - raw->insn_back;
         insp_hit_describe(&hit, s->elf, hit.file_offset);
     }
+    uint64_t insn_addr = raw->pos - raw->insn_back;
     hit.safe = raw->cls == INSPECT_REAL
-            && insp_gate_is_site(s->object, s->elf, insn_off,
-                                 raw->pos - raw->insn_back);
+            && (insp_gate_is_site(s->object, s->elf, insn_off, insn_addr)
+                || insp_rewritten_is_site(insn_addr, hc->r));
+    if (hc->hook && hc->hook(hc->hook_ctx, &hit, hc->r) != 0)
+        return -1;
     return insp_report_add(report, &hit);
 }
 
 static int
 inspect_run(const struct insp_mapping *maps, size_t n,
             struct elf_cache *cache, int *memfd,
-            struct inspect_report *report)
+            struct inspect_report *report, insp_process_hook hook,
+            void *hook_ctx)
 {
     struct source *src = calloc(n, sizeof(*src));
     struct insp_elf vdso = { 0 };
@@ -270,12 +282,12 @@ inspect_run(const struct insp_mapping *maps, size_t n,
         return -1;
     }
     struct run_ctx run = { src, n };
-    struct hit_ctx ctx = { &run, report };
     struct insp_region r = {
         .bytes = copy ? copy : (const uint8_t *) (uintptr_t) start,
         .base = start, .len = len,
         .build = build_run_region, .build_arg = &run,
     };
+    struct hit_ctx ctx = { &run, report, &r, hook, hook_ctx };
     int rc = insp_scan_region(&r, on_process_hit, &ctx);
     insp_region_free(&r);
     free(copy);
@@ -286,6 +298,13 @@ inspect_run(const struct insp_mapping *maps, size_t n,
 
 int
 inspect_process(struct inspect_report *report)
+{
+    return insp_process_scan(report, NULL, NULL);
+}
+
+int
+insp_process_scan(struct inspect_report *report, insp_process_hook hook,
+                  void *hook_ctx)
 {
     struct insp_mapping *maps;
     size_t n;
@@ -302,7 +321,8 @@ inspect_process(struct inspect_report *report)
         while (j < n && maps[j].start == maps[j - 1].end
                && strcmp(maps[j].path, "[vsyscall]") != 0)
             j++;
-        rc = inspect_run(&maps[i], j - i, &cache, &memfd, report);
+        rc = inspect_run(&maps[i], j - i, &cache, &memfd, report, hook,
+                         hook_ctx);
         i = j;
     }
     if (memfd >= 0)

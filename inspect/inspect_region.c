@@ -75,6 +75,34 @@ insp_code_at(const struct insp_region *r, uint64_t pos)
     return NULL;
 }
 
+size_t
+insp_anchor_before(const struct insp_region *r, uint64_t pos)
+{
+    size_t lo = 0, hi = r->nanchor;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->anchor[mid] <= pos)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+uint64_t
+insp_anchor_after(const struct insp_region *r, uint64_t pos)
+{
+    size_t lo = 0, hi = r->nanchor;        /* first anchor > pos */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->anchor[mid] <= pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r->nanchor ? r->anchor[lo] : UINT64_MAX;
+}
+
 static bool
 code_sorted(const struct insp_region *r)
 {

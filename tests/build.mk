@@ -72,6 +72,14 @@ $(BUILD)/tests/unit/test_kdf: $(BUILD)/lib/libkeystore-test.so
 $(BUILD)/tests/unit/test_kdf: UNIT_LDLIBS = -L$(LIB_DIR) -lkeystore-test \
 	-Wl,-rpath,$(LIB_DIR) -lcrypto
 
+# explicit sealing: the markers of the libssl series (openssl-patch/) reach
+# a provider; linked statically against the patched libssl and libcrypto
+$(BUILD)/obj/tests/unit/test_sealing_marks.o: CFLAGS_PROJECT += \
+	-I$(OPENSSL_PREFIX)/include
+$(BUILD)/obj/tests/unit/test_sealing_marks.o: $(OPENSSL_STAMP)
+$(BUILD)/tests/unit/test_sealing_marks: UNIT_LDLIBS = \
+	$(OPENSSL_PREFIX)/lib/libssl.a $(OPENSSL_PREFIX)/lib/libcrypto.a -ldl
+
 $(UNIT_TESTS): $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o
 	mkdir -p $(@D)
 	$(CC) -o $@ $(filter %.o %.a,$^) $(UNIT_LDLIBS) -lcmocka -pthread
@@ -82,3 +90,6 @@ $(BUILD)/tests/qemu/guest_init: tests/qemu/guest_init.c
 	$(CC) $(CFLAGS_PROJECT) -static -o $@ $<
 
 PROJECT_TARGETS += $(BUILD)/tests/qemu/guest_init
+
+# the dynamic rewriter's gadget test (its link line is in inspect/build.mk)
+MPK_UNIT_TESTS += $(BUILD)/tests/unit/test_rewrite

@@ -1,0 +1,154 @@
+/*
+ * inspect_rewrite.h — the pieces of the dynamic rewriter (ERIM's run-time
+ * rewriting), shared by inspect_rewrite.c and the unit tests.
+ *
+ *   span     which whole instructions at a site the 5-byte jump replaces,
+ *            and whether that is safe (no branch lands inside)
+ *   tramp    trampoline pages near the site, the checked copy of the span,
+ *            the check itself
+ *   patch    writing into r-x text without making it writable
+ *   rewriter plans (one per site), then commits them all
+ */
+#ifndef MPKTLS_INSPECT_REWRITE_H
+#define MPKTLS_INSPECT_REWRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inspect_internal.h"
+
+#define INSP_JMP_LEN 5              /* e9 rel32 */
+#define INSP_SPAN_MAX 24            /* a <5-byte first insn + one of <=15 */
+
+/* ---- span (inspect_span.c) ---------------------------------------------- */
+
+struct insp_span {
+    uint64_t site;                  /* the PKRU-writing instruction */
+    uint8_t len;                    /* bytes replaced, >= INSP_JMP_LEN */
+    uint8_t ninsn;
+    uint8_t insn_off[INSP_SPAN_MAX];  /* instruction starts, from site */
+    uint8_t bytes[INSP_SPAN_MAX];   /* the original bytes */
+    /* the executable bytes just around it (fewer at a run's edge), so
+     * that the jump written over the span is seen in context */
+    uint8_t before[3], after[3];
+    uint8_t nbefore, nafter;
+};
+
+/* The span at site, a real instruction in region r (prepared).  0, or -1
+ * with the reason in why (fail closed: the site stays unsafe). */
+/* Why a site cannot be rewritten, formatted into why: returns -1. */
+int insp_refuse(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+int insp_span_plan(const struct insp_region *r, uint64_t site,
+                   struct insp_span *s, char *why, size_t whylen);
+
+/* ---- trampolines (inspect_tramp.c) -------------------------------------- */
+
+/* Trampoline pages: a code page (r-x once sealed) and, right after it, a
+ * data page (r--) with the abort lines.  Written while both are r--/rw-,
+ * never writable and executable at once. */
+struct insp_tramp_page {
+    uint64_t code;                  /* page address; data at code + 4096 */
+    uint32_t used, data_used;
+    bool sealed;
+};
+
+struct insp_tramp_pool {
+    int pkey;
+    struct insp_tramp_page *page;
+    size_t npage, cappage;
+};
+
+struct insp_tramp {
+    uint64_t addr;                  /* first byte */
+    uint32_t len;
+    uint64_t sites[INSP_SPAN_MAX];  /* copies of PKRU-writing insns in it */
+    size_t nsites;
+    uint8_t patch[INSP_SPAN_MAX];   /* what replaces the span */
+};
+
+void insp_tramp_pool_init(struct insp_tramp_pool *p, int pkey);
+/* Build the checked copy of span s in a page within reach of it; what
+ * names the site in the abort line.  0, or -1 with why. */
+int insp_tramp_build(struct insp_tramp_pool *p, const struct insp_span *s,
+                     const char *what, struct insp_tramp *t, char *why,
+                     size_t whylen);
+/* Code pages r-x, data pages r--.  0, or -1 (errno from mprotect). */
+int insp_tramp_seal(struct insp_tramp_pool *p);
+/* Forgets the pages (they stay mapped: rewritten code jumps into them). */
+void insp_tramp_pool_free(struct insp_tramp_pool *p);
+
+/* The check that follows an instruction of kind, for protection key pkey,
+ * emitted at out (runtime address at): falls through when PKRU denies the
+ * key (its access-disable bit is set), else loads the msglen-byte line at
+ * msg and jumps to abort_stub.  All registers and flags are as the
+ * instruction left them when it falls through.  Its length, or 0 if a
+ * displacement does not fit.  out needs INSP_CHECK_MAX bytes. */
+#define INSP_CHECK_MAX 96
+size_t insp_emit_check(enum inspect_kind kind, int pkey, uint8_t *out,
+                       uint64_t at, uint64_t msg, uint32_t msglen,
+                       uint64_t abort_stub);
+/* write(2, rsi, edx); exit_group(70); ud2.  Its length (INSP_ABORT_LEN). */
+#define INSP_ABORT_LEN 26
+size_t insp_emit_abort(uint8_t *out);
+
+/* Does a sequence (any kind) overlap [lo, hi) of b[0, len)?  Positions
+ * are offsets into b; b holds the context around the range. */
+bool insp_bytes_have_sequence(const uint8_t *b, size_t len, size_t lo,
+                              size_t hi);
+
+/* ---- relocation (inspect_reloc.c) --------------------------------------- */
+
+/* Copy the len-byte instruction b, which runs at old_ip, to out (16
+ * bytes) so that it runs at new_ip with the same effect: RIP-relative
+ * operands and relative jumps keep their absolute targets (re-encoded
+ * with Zydis; a rel8 jump becomes rel32).  Its new length, or 0 with why:
+ * calls (their return address would point into the trampoline), loops and
+ * JRCXZ out of rel8 reach, XBEGIN, targets out of rel32 reach. */
+size_t insp_relocate(const uint8_t *b, size_t len, uint64_t old_ip,
+                     uint64_t new_ip, uint8_t *out, char *why,
+                     size_t whylen);
+/* The kind of PKRU-writing instruction b is, or -1 if it writes no PKRU
+ * (and its length in *len, 0 if it does not decode). */
+int insp_insn_pkru_kind(const uint8_t *b, size_t avail, size_t *len);
+
+/* ---- patching (inspect_patch.c) ----------------------------------------- */
+
+/* Write len bytes at addr in this process's memory whatever its
+ * protection, through /proc/self/mem (FOLL_FORCE: a private mapping gets
+ * its own copy of the page).  Nothing is made writable.  0, or -1. */
+int insp_text_write(uint64_t addr, const void *bytes, size_t len);
+
+/* ---- the rewriter (inspect_rewrite.c) ----------------------------------- */
+
+struct insp_plan {
+    struct insp_span span;
+    struct insp_tramp tramp;
+    struct inspect_rewrite info;
+};
+
+struct insp_rewriter {
+    struct insp_tramp_pool pool;
+    struct insp_plan *plan;
+    size_t nplan, capplan;
+    size_t refused;                 /* real sites that could not be planned */
+};
+
+void insp_rewriter_init(struct insp_rewriter *w, int pkey);
+/* Plan the rewrite of the real instruction at site in region r; info
+ * describes it (object, symbol) for the log.  0 planned, 1 already inside
+ * a planned span (its copy gets its own check), -1 refused (logged, and
+ * counted in w->refused), -2 out of memory. */
+int insp_rewriter_plan(struct insp_rewriter *w, const struct insp_region *r,
+                       uint64_t site, const struct inspect_rewrite *info);
+/* Seal the trampolines, register their sites, write the jumps, log each.
+ * The number of sites rewritten, or -1 (errno) if one could not be. */
+int insp_rewriter_commit(struct insp_rewriter *w);
+void insp_rewriter_free(struct insp_rewriter *w);
+
+/* One log line (inspect_set_log), printf-style. */
+void insp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

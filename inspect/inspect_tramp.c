@@ -1,0 +1,297 @@
+/*
+ * inspect_tramp.c — trampolines: where they live and what they hold.
+ *
+ * A trampoline page is mapped at a free address within 1 GiB of the site
+ * (found in /proc/self/maps, taken with MAP_FIXED_NOREPLACE), so that the
+ * site's `jmp rel32`, the jump back and the relocated instructions' own
+ * rel32s (which reached 2 GiB from the site) usually still fit; the
+ * encoders check each one.  It is two pages, written while they are
+ * read-write and not executable:
+ *
+ *   code page (r-x when sealed)      data page (r--)
+ *   +0   abort stub                  abort lines, one per trampoline
+ *   +32  trampoline, int3 padding, trampoline, ...  int3 to the end
+ *
+ * A trampoline is the span's instructions, relocated, each PKRU-writing
+ * one followed at once by its check (inspect_check.c), then `jmp` back to
+ * the end of the span.  int3 fills every byte between trampolines, so
+ * that the inspector's linear sweep of this anonymous mapping (from its
+ * start) finds every trampoline's instructions where they are, and a jump
+ * into the padding traps.  The abort lines live in the data page because
+ * text in an executable page would be decoded too.
+ *
+ * No stray sequence: a rel32 (of the jump back, of a relocated operand)
+ * or the jump written over the span could, by chance, hold 0F 01 EF or an
+ * XRSTOR encoding, in itself or together with the bytes around it.  Each
+ * trampoline and each patch is searched before it is accepted; on a find
+ * the trampoline moves one byte on, which changes every rel32.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "inspect_maps.h"
+#include "inspect_rewrite.h"
+
+#define PAGE INSPECT_PAGE_SIZE
+#define REACH (1ull << 30)
+#define HEADER 32                   /* the abort stub, then int3 */
+#define TRAMP_MAX 256               /* <= 3 instructions and their checks */
+#define LINE_MAX 200
+#define ATTEMPTS 32
+#define USER_BOTTOM 0x10000ull      /* vm.mmap_min_addr's usual value */
+#define USER_TOP (1ull << 47)
+
+void
+insp_tramp_pool_init(struct insp_tramp_pool *p, int pkey)
+{
+    memset(p, 0, sizeof(*p));
+    p->pkey = pkey;
+}
+
+void
+insp_tramp_pool_free(struct insp_tramp_pool *p)
+{
+    free(p->page);
+    p->page = NULL;
+    p->npage = p->cappage = 0;
+}
+
+/* ---- free address space near the site ----------------------------------- */
+
+struct cand {
+    uint64_t addr, dist;
+};
+
+static int
+cmp_cand(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+    return x->dist < y->dist ? -1 : x->dist > y->dist;
+}
+
+static void
+add_cand(struct cand *c, size_t *n, uint64_t addr, uint64_t target)
+{
+    uint64_t dist = addr > target ? addr + PAGE - target : target - addr;
+    if (dist < REACH)
+        c[(*n)++] = (struct cand) { addr, dist };
+}
+
+/* Two fresh read-write pages within REACH of target; 0 or -1. */
+static int
+map_near(uint64_t target, uint64_t *out)
+{
+    struct insp_mapping *m;
+    size_t n;
+    if (insp_maps_read_all("/proc/self/maps", &m, &n) != 0)
+        return -1;
+    struct cand *c = malloc((2 * n + 2) * sizeof(*c));
+    size_t nc = 0;
+    uint64_t prev_end = USER_BOTTOM;
+    bool prev_heap = false;
+    for (size_t i = 0; c && i <= n; i++) {
+        bool last = i == n || m[i].start >= USER_TOP;
+        uint64_t lo = prev_end, hi = last ? USER_TOP : m[i].start;
+        /* a guard page on either side of ours; not right on top of the
+         * brk heap (it grows up) nor right under a stack (it grows down) */
+        if (hi > lo && hi - lo >= 4 * PAGE) {
+            if (!prev_heap)
+                add_cand(c, &nc, lo + PAGE, target);
+            if (last || strncmp(m[i].path, "[stack", 6) != 0)
+                add_cand(c, &nc, hi - 3 * PAGE, target);
+        }
+        if (last)
+            break;
+        if (m[i].end > prev_end)
+            prev_end = m[i].end;
+        prev_heap = strcmp(m[i].path, "[heap]") == 0;
+    }
+    free(m);
+    if (!c)
+        return -1;
+    qsort(c, nc, sizeof(*c), cmp_cand);
+    int rc = -1;
+    for (size_t i = 0; i < nc && rc != 0; i++) {
+        void *want = (void *) (uintptr_t) c[i].addr;
+        void *got = mmap(want, 2 * PAGE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                         -1, 0);
+        if (got == want) {
+            *out = c[i].addr;
+            rc = 0;
+        } else if (got != MAP_FAILED) {
+            munmap(got, 2 * PAGE);  /* a kernel that ignored the flag */
+        }
+    }
+    free(c);
+    return rc;
+}
+
+/* An unsealed page within reach of site with room, or a new one. */
+static struct insp_tramp_page *
+page_for(struct insp_tramp_pool *p, uint64_t site)
+{
+    for (size_t i = 0; i < p->npage; i++) {
+        struct insp_tramp_page *pg = &p->page[i];
+        uint64_t d = pg->code > site ? pg->code - site : site - pg->code;
+        if (!pg->sealed && d < REACH - PAGE
+            && pg->used + 16 + ATTEMPTS + TRAMP_MAX <= PAGE
+            && pg->data_used + LINE_MAX <= PAGE)
+            return pg;
+    }
+    if (p->npage == p->cappage) {
+        size_t ncap = p->cappage ? p->cappage * 2 : 4;
+        struct insp_tramp_page *np = realloc(p->page, ncap * sizeof(*np));
+        if (!np)
+            return NULL;
+        p->page = np;
+        p->cappage = ncap;
+    }
+    uint64_t code;
+    if (map_near(site, &code) != 0)
+        return NULL;
+    uint8_t *b = (uint8_t *) (uintptr_t) code;
+    memset(b, 0xcc, PAGE);
+    insp_emit_abort(b);
+    struct insp_tramp_page *pg = &p->page[p->npage++];
+    *pg = (struct insp_tramp_page) { code, HEADER, 0, false };
+    return pg;
+}
+
+/* ---- one trampoline ----------------------------------------------------- */
+
+struct layout {
+    uint64_t at;                    /* runtime address of buf[0] */
+    uint8_t buf[TRAMP_MAX];
+    size_t n;
+    size_t opcode[INSP_SPAN_MAX];   /* offsets of the allowed 0F bytes */
+    size_t nopcode;
+};
+
+/* Lay the trampoline out at l->at.  0, 1 if it (or the patch) holds a
+ * stray sequence there, -1 refused. */
+static int
+assemble(const struct insp_tramp_pool *p, const struct insp_span *s,
+         uint64_t abort_stub, uint64_t msg, uint32_t msglen,
+         struct layout *l, struct insp_tramp *t, char *why, size_t whylen)
+{
+    l->n = l->nopcode = 0;
+    t->nsites = 0;
+    for (size_t i = 0; i < s->ninsn; i++) {
+        size_t o = s->insn_off[i];
+        size_t len = (i + 1 < s->ninsn ? s->insn_off[i + 1] : s->len) - o;
+        size_t ilen;
+        int kind = insp_insn_pkru_kind(s->bytes + o, len, &ilen);
+        size_t m = insp_relocate(s->bytes + o, len, s->site + o,
+                                 l->at + l->n, l->buf + l->n, why, whylen);
+        if (m == 0)
+            return -1;
+        if (kind >= 0) {
+            /* its 0F follows its prefixes (a REX.W for XRSTOR64) */
+            const uint8_t *esc = memchr(l->buf + l->n, 0x0f, m);
+            if (!esc)
+                return insp_refuse(why, whylen, "no 0F in a PKRU write");
+            t->sites[t->nsites++] = l->at + l->n;
+            l->opcode[l->nopcode++] = (size_t) (esc - l->buf);
+            l->n += m;
+            size_t c = insp_emit_check((enum inspect_kind) kind, p->pkey,
+                                       l->buf + l->n, l->at + l->n, msg,
+                                       msglen, abort_stub);
+            if (c == 0)
+                return insp_refuse(why, whylen, "the check does not fit");
+            l->n += c;
+        } else {
+            l->n += m;
+        }
+    }
+    int64_t back = (int64_t) (s->site + s->len - (l->at + l->n + 5));
+    if (back != (int32_t) back)
+        return insp_refuse(why, whylen, "the jump back is out of reach");
+    l->buf[l->n++] = 0xe9;
+    for (unsigned k = 0; k < 4; k++)
+        l->buf[l->n++] = (uint8_t) ((uint64_t) back >> (8 * k));
+
+    for (size_t i = 0; i < l->n; i++) {
+        if (insp_match_at(l->buf, l->n, i) < 0)
+            continue;
+        bool allowed = false;
+        for (size_t k = 0; k < l->nopcode; k++)
+            allowed = allowed || l->opcode[k] == i;
+        if (!allowed)
+            return 1;
+    }
+
+    int64_t to = (int64_t) (l->at - (s->site + INSP_JMP_LEN));
+    if (to != (int32_t) to)
+        return insp_refuse(why, whylen, "the trampoline is out of reach");
+    memset(t->patch, 0xcc, sizeof(t->patch));
+    t->patch[0] = 0xe9;
+    for (unsigned k = 0; k < 4; k++)
+        t->patch[1 + k] = (uint8_t) ((uint64_t) to >> (8 * k));
+    uint8_t w[3 + INSP_SPAN_MAX + 3];
+    memcpy(w, s->before, s->nbefore);
+    memcpy(w + s->nbefore, t->patch, s->len);
+    memcpy(w + s->nbefore + s->len, s->after, s->nafter);
+    if (insp_bytes_have_sequence(w, s->nbefore + s->len + s->nafter,
+                                 s->nbefore, s->nbefore + s->len))
+        return 1;
+    t->addr = l->at;
+    t->len = (uint32_t) l->n;
+    return 0;
+}
+
+int
+insp_tramp_build(struct insp_tramp_pool *p, const struct insp_span *s,
+                 const char *what, struct insp_tramp *t, char *why,
+                 size_t whylen)
+{
+    struct insp_tramp_page *pg = page_for(p, s->site);
+    if (!pg)
+        return insp_refuse(why, whylen, "no trampoline page within 1 GiB of "
+                      "the site");
+    char line[LINE_MAX];
+    int ml = snprintf(line, sizeof(line), "mpk-tls: PKRU opens protection "
+                      "key %d after %s: exiting\n", p->pkey, what);
+    if (ml < 0 || ml >= (int) sizeof(line)) {
+        ml = (int) sizeof(line) - 1;
+        line[ml - 1] = '\n';
+    }
+    uint64_t msg = pg->code + PAGE + pg->data_used;
+    struct layout l;
+    for (unsigned attempt = 0; attempt < ATTEMPTS; attempt++) {
+        /* one int3 at least before it; then 16-byte aligned, or moved */
+        uint64_t off = ((pg->used + 1 + 15) & ~15ull) + attempt;
+        l.at = pg->code + off;
+        int rc = assemble(p, s, pg->code, msg, (uint32_t) ml, &l, t, why,
+                          whylen);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            continue;
+        memcpy((uint8_t *) (uintptr_t) l.at, l.buf, l.n);
+        memcpy((uint8_t *) (uintptr_t) msg, line, (size_t) ml);
+        pg->used = (uint32_t) (off + l.n);
+        pg->data_used += ((uint32_t) ml + 7) & ~7u;
+        return 0;
+    }
+    return insp_refuse(why, whylen, "every placement holds a stray sequence");
+}
+
+int
+insp_tramp_seal(struct insp_tramp_pool *p)
+{
+    for (size_t i = 0; i < p->npage; i++) {
+        struct insp_tramp_page *pg = &p->page[i];
+        if (pg->sealed)
+            continue;
+        void *code = (void *) (uintptr_t) pg->code;
+        if (mprotect(code, PAGE, PROT_READ | PROT_EXEC) != 0
+            || mprotect((uint8_t *) code + PAGE, PAGE, PROT_READ) != 0)
+            return -1;
+        pg->sealed = true;
+    }
+    return 0;
+}

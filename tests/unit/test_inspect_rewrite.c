@@ -1,0 +1,572 @@
+/*
+ * Unit tests of the dynamic rewriter's construction (inspect_span.c,
+ * inspect_reloc.c, inspect_check.c, inspect_tramp.c, inspect_patch.c,
+ * inspect_rewrite.c) on hand-made code in anonymous executable memory.
+ * They need no MPK: a rewritten WRPKRU or XRSTOR cannot run here (WRPKRU
+ * and RDPKRU fault without OSPKE), so these tests check bytes, structure,
+ * permissions and the inspector's verdicts; test_rewrite runs the
+ * rewritten code in the QEMU guest.  One thing does run here: the check
+ * that follows a WRPKRU, which uses no PKRU instruction at all, on every
+ * protection key and on PKRU values that must pass and must abort.
+ *
+ * The code blocks are stored XOR-ed with a key the compiler cannot see,
+ * so that no WRPKRU/XRSTOR byte string is anywhere in this binary, not
+ * even as an immediate the compiler folded into code.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cpuid.h>
+#include <cmocka.h>
+
+#include "../../inspect/inspect_rewrite.h"
+
+#define PAGE 4096u
+#define K 0x5a                      /* the XOR of the stored blocks */
+#define X(b) ((uint8_t) ((b) ^ K))
+#define PKEY 1
+
+/* ---- blocks ------------------------------------------------------------- */
+
+/* wrpkru; xor %eax,%eax; ret  (libc's pkey_set ends like this) */
+static const uint8_t blk_pkey_set[] = { X(0x0f), X(0x01), X(0xef), X(0x31),
+                                        X(0xc0), X(0xc3) };
+/* wrpkru; mov 0x7f6(%rip),%rax (= +0x800); ret */
+static const uint8_t blk_riprel[] = { X(0x0f), X(0x01), X(0xef), X(0x48),
+                                      X(0x8b), X(0x05), X(0xf6), X(0x07),
+                                      X(0x00), X(0x00), X(0xc3) };
+/* wrpkru; jmp +0x10 (rel8); then je +0x20 in a second block */
+static const uint8_t blk_jmp8[] = { X(0x0f), X(0x01), X(0xef), X(0xeb),
+                                    X(0x10) };
+static const uint8_t blk_je8[] = { X(0x0f), X(0x01), X(0xef), X(0x74),
+                                   X(0x20) };
+/* wrpkru; nop x4; jmp back to +4 (inside the span) */
+static const uint8_t blk_branch_in[] = { X(0x0f), X(0x01), X(0xef), X(0x90),
+                                         X(0x90), X(0x90), X(0x90), X(0xeb),
+                                         X(0xfb) };
+/* wrpkru; nop; nop; ret: a function starts at +3 */
+static const uint8_t blk_nops[] = { X(0x0f), X(0x01), X(0xef), X(0x90),
+                                    X(0x90), X(0xc3) };
+/* wrpkru; call +0 */
+static const uint8_t blk_call[] = { X(0x0f), X(0x01), X(0xef), X(0xe8),
+                                    X(0x00), X(0x00), X(0x00), X(0x00) };
+/* wrpkru; ret (the code ends after it) */
+static const uint8_t blk_short[] = { X(0x0f), X(0x01), X(0xef), X(0xc3) };
+/* xrstor (%rdi); mov %rsi,%rax; ret */
+static const uint8_t blk_xrstor[] = { X(0x0f), X(0xae), X(0x2f), X(0x48),
+                                      X(0x89), X(0xf0), X(0xc3) };
+/* xrstor64 (%rdi); mov %rsi,%rax; ret */
+static const uint8_t blk_xrstor64[] = { X(0x48), X(0x0f), X(0xae), X(0x2f),
+                                        X(0x48), X(0x89), X(0xf0), X(0xc3) };
+
+static void
+unxor(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    uint8_t k = K;
+    __asm__ volatile ("" : "+r" (k));       /* unknown to the compiler */
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i] ^ k;
+}
+
+/* A page of int3 with the block at offset 0, r-x. */
+static uint8_t *
+code_page(const uint8_t *blk, size_t n)
+{
+    uint8_t *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED);
+    memset(p, 0xcc, PAGE);
+    unxor(p, blk, n);
+    assert_int_equal(mprotect(p, PAGE, PROT_READ | PROT_EXEC), 0);
+    return p;
+}
+
+static uint64_t
+addr(const void *p)
+{
+    return (uint64_t) (uintptr_t) p;
+}
+
+static int32_t
+rel32_at(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The target of the jmp/jcc rel32 whose displacement is at p. */
+static uint64_t
+target_of(const uint8_t *disp)
+{
+    return addr(disp + 4) + (uint64_t) (int64_t) rel32_at(disp);
+}
+
+/* ---- the rewriter on one block ------------------------------------------ */
+
+static char last_log[1024];
+
+static void
+keep_log(void *ctx, const char *line)
+{
+    (void) ctx;
+    snprintf(last_log, sizeof(last_log), "%s", line);
+}
+
+/* Plan and commit the rewrite of the real instruction at p + site_off,
+ * with the page as one code range; extra anchors (offsets) as given.
+ * What insp_rewriter_plan returned; on 0 the commit must succeed. */
+static int
+rewrite_block(uint8_t *p, size_t site_off, const size_t *anchors,
+              size_t nanchors, size_t code_len, enum inspect_kind kind)
+{
+    struct insp_region r = { .bytes = p, .base = addr(p), .len = PAGE };
+    assert_int_equal(insp_region_add_code(&r, addr(p), addr(p) + code_len),
+                     0);
+    for (size_t i = 0; i < nanchors; i++)
+        assert_int_equal(insp_region_add_anchor(&r, addr(p) + anchors[i]), 0);
+    assert_int_equal(insp_region_prepare(&r), 0);
+
+    struct insp_rewriter w;
+    struct inspect_rewrite info = { .kind = kind,
+                                    .file_offset = INSPECT_NONE };
+    snprintf(info.object, sizeof(info.object), "[anon]");
+    insp_rewriter_init(&w, PKEY);
+    last_log[0] = '\0';
+    inspect_set_log(keep_log, NULL);
+    int rc = insp_rewriter_plan(&w, &r, addr(p) + site_off, &info);
+    if (rc == 0)
+        assert_int_equal(insp_rewriter_commit(&w), 1);
+    else
+        assert_int_equal(w.refused, 1);
+    inspect_set_log(NULL, NULL);
+    insp_rewriter_free(&w);
+    insp_region_free(&r);
+    return rc;
+}
+
+/* The most recent rewrite (inspect_rewrites). */
+static const struct inspect_rewrite *
+last_rewrite(void)
+{
+    size_t n;
+    const struct inspect_rewrite *all = inspect_rewrites(&n);
+    assert_true(n > 0);
+    return &all[n - 1];
+}
+
+/* What a check for pkey emits, as a length (addresses do not change it). */
+static size_t
+check_len(enum inspect_kind kind)
+{
+    uint8_t buf[INSP_CHECK_MAX];
+    return insp_emit_check(kind, PKEY, buf, 0x100000, 0x100800, 10,
+                           0x100000);
+}
+
+/* Permissions of the mapping holding a, from /proc/self/maps; and that no
+ * mapping of this process is writable and executable. */
+static void
+perms_of(uint64_t a, char perms[5])
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    perms[0] = '\0';
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char pm[5];
+        assert_int_equal(sscanf(line, "%lx-%lx %4s", &lo, &hi, pm), 3);
+        assert_false(pm[1] == 'w' && pm[2] == 'x');
+        if (a >= lo && a < hi)
+            memcpy(perms, pm, 5);
+    }
+    fclose(f);
+}
+
+/* ---- structure ---------------------------------------------------------- */
+
+static void
+pkey_set_tail_rewritten(void **state)
+{
+    (void) state;
+    uint8_t *p = code_page(blk_pkey_set, sizeof(blk_pkey_set));
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE, INSPECT_WRPKRU), 0);
+    assert_non_null(strstr(last_log, "rewrote WRPKRU"));
+
+    /* the span (wrpkru; xor) is one jmp; the ret is untouched */
+    assert_int_equal(p[0], 0xe9);
+    assert_int_equal(p[5], 0xc3);
+    const uint8_t *t = (const uint8_t *) (uintptr_t) target_of(p + 1);
+    const struct inspect_rewrite *w = last_rewrite();
+    assert_int_equal(w->site, addr(p));
+    assert_int_equal(w->span, 5);
+    assert_int_equal(w->trampoline, addr(t));
+    assert_int_equal(w->checked_site, addr(t));
+
+    /* wrpkru, its check, the xor, the jump back to the ret */
+    size_t c = check_len(INSPECT_WRPKRU);
+    uint8_t wr[3];
+    unxor(wr, blk_pkey_set, 3);
+    assert_memory_equal(t, wr, 3);
+    assert_int_equal(t[3 + c], 0x31);
+    assert_int_equal(t[4 + c], 0xc0);
+    assert_int_equal(t[5 + c], 0xe9);
+    assert_int_equal(target_of(t + 6 + c), addr(p + 5));
+    assert_int_equal(w->trampoline_len, 10 + c);
+    assert_int_equal(t[-1], 0xcc);                  /* int3 around it */
+    assert_int_equal(t[10 + c], 0xcc);
+
+    /* trampoline page r-x, its data page r--, nothing W+X anywhere */
+    char perms[5];
+    perms_of(addr(t), perms);
+    assert_string_equal(perms, "r-xp");
+    perms_of((addr(t) & ~(uint64_t) (PAGE - 1)) + PAGE, perms);
+    assert_string_equal(perms, "r--p");
+    perms_of(addr(p), perms);
+    assert_string_equal(perms, "r-xp");             /* patched in place */
+    assert_true(labs((long) (addr(t) - addr(p))) < (1L << 30));
+}
+
+static size_t
+unsafe_between(const struct inspect_report *r, uint64_t lo, uint64_t hi)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nhit; i++)
+        n += !r->hit[i].safe && r->hit[i].addr >= lo && r->hit[i].addr < hi;
+    return n;
+}
+
+static const struct inspect_hit *
+hit_at(const struct inspect_report *r, uint64_t a)
+{
+    for (size_t i = 0; i < r->nhit; i++)
+        if (r->hit[i].addr == a)
+            return &r->hit[i];
+    return NULL;
+}
+
+/* The re-scan: the old site is gone, the checked copy is a safe real hit
+ * (the second rule) — and unsafe again once its bytes change. */
+static void
+rescan_sees_rewritten_site(void **state)
+{
+    (void) state;
+    uint8_t *p = code_page(blk_pkey_set, sizeof(blk_pkey_set));
+    struct inspect_report r = { 0 };
+    assert_int_equal(inspect_process(&r), 0);
+    assert_int_equal(unsafe_between(&r, addr(p), addr(p) + PAGE), 1);
+    inspect_report_free(&r);
+
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE, INSPECT_WRPKRU), 0);
+    const struct inspect_rewrite *w = last_rewrite();
+    assert_int_equal(inspect_process(&r), 0);
+    assert_int_equal(unsafe_between(&r, addr(p), addr(p) + PAGE), 0);
+    const struct inspect_hit *h = hit_at(&r, w->checked_site);
+    assert_non_null(h);
+    assert_int_equal(h->cls, INSPECT_REAL);
+    assert_true(h->safe);
+    inspect_report_free(&r);
+
+    /* control: one byte of the trampoline changed (the jump back's last
+     * displacement byte), and the site is no longer trusted */
+    uint64_t last = w->trampoline + w->trampoline_len - 1;
+    uint8_t old = *(const uint8_t *) (uintptr_t) last, flip = old ^ 1;
+    assert_int_equal(insp_text_write(last, &flip, 1), 0);
+    assert_int_equal(inspect_process(&r), 0);
+    h = hit_at(&r, w->checked_site);
+    assert_non_null(h);
+    assert_false(h->safe);
+    inspect_report_free(&r);
+    assert_int_equal(insp_text_write(last, &old, 1), 0);
+    assert_int_equal(inspect_process(&r), 0);
+    assert_true(hit_at(&r, w->checked_site)->safe);
+    inspect_report_free(&r);
+}
+
+static void
+rip_relative_relocated(void **state)
+{
+    (void) state;
+    uint8_t *p = code_page(blk_riprel, sizeof(blk_riprel));
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE / 2, INSPECT_WRPKRU),
+                     0);
+    const struct inspect_rewrite *w = last_rewrite();
+    assert_int_equal(w->span, 10);                  /* wrpkru + the mov */
+    for (int i = 5; i < 10; i++)
+        assert_int_equal(p[i], 0xcc);
+    const uint8_t *mov = (const uint8_t *) (uintptr_t) w->trampoline + 3
+                       + check_len(INSPECT_WRPKRU);
+    assert_int_equal(mov[0], 0x48);
+    assert_int_equal(mov[1], 0x8b);
+    assert_int_equal(mov[2], 0x05);
+    /* the same absolute address, from the trampoline */
+    assert_int_equal(target_of(mov + 3), addr(p + 0x800));
+    assert_int_equal(mov[7], 0xe9);
+    assert_int_equal(target_of(mov + 8), addr(p + 10));
+}
+
+static void
+rel8_branches_widened(void **state)
+{
+    (void) state;
+    uint8_t *p = code_page(blk_jmp8, sizeof(blk_jmp8));
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE, INSPECT_WRPKRU), 0);
+    const uint8_t *j = (const uint8_t *) (uintptr_t) last_rewrite()->trampoline
+                     + 3 + check_len(INSPECT_WRPKRU);
+    assert_int_equal(j[0], 0xe9);                   /* jmp rel32 */
+    assert_int_equal(target_of(j + 1), addr(p + 5 + 0x10));
+
+    p = code_page(blk_je8, sizeof(blk_je8));
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE, INSPECT_WRPKRU), 0);
+    j = (const uint8_t *) (uintptr_t) last_rewrite()->trampoline + 3
+      + check_len(INSPECT_WRPKRU);
+    assert_int_equal(j[0], 0x0f);                   /* je rel32 */
+    assert_int_equal(j[1], 0x84);
+    assert_int_equal(target_of(j + 2), addr(p + 5 + 0x20));
+    assert_int_equal(j[6], 0xe9);                   /* not taken: back */
+    assert_int_equal(target_of(j + 7), addr(p + 5));
+}
+
+static void
+xrstor_rewritten(void **state)
+{
+    (void) state;
+    uint8_t *p = code_page(blk_xrstor, sizeof(blk_xrstor));
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE, INSPECT_XRSTOR), 0);
+    const struct inspect_rewrite *w = last_rewrite();
+    assert_int_equal(w->span, 6);                   /* xrstor + mov */
+    assert_int_equal(p[5], 0xcc);
+    assert_int_equal(p[6], 0xc3);
+    const uint8_t *t = (const uint8_t *) (uintptr_t) w->trampoline;
+    uint8_t x[3];
+    unxor(x, blk_xrstor, 3);
+    assert_memory_equal(t, x, 3);
+    /* below the red zone, save, rdpkru, test the AD bit */
+    static const uint8_t head[] = { 0x48, 0x8d, 0x64, 0x24, 0x80, 0x9c,
+                                    0x50, 0x51, 0x52, 0x31, 0xc9 };
+    assert_memory_equal(t + 3, head, sizeof(head));
+    assert_int_equal(t[3 + sizeof(head) + 3], 0xa9);
+    assert_int_equal(rel32_at(t + 3 + sizeof(head) + 4), 1 << (2 * PKEY));
+    size_t c = check_len(INSPECT_XRSTOR);
+    static const uint8_t tail[] = { 0x5a, 0x59, 0x58, 0x9d, 0x48, 0x8d,
+                                    0xa4, 0x24, 0x80, 0, 0, 0 };
+    assert_memory_equal(t + 3 + c - sizeof(tail), tail, sizeof(tail));
+    static const uint8_t mov[] = { 0x48, 0x89, 0xf0 };
+    assert_memory_equal(t + 3 + c, mov, 3);
+    assert_int_equal(target_of(t + 3 + c + 4), addr(p + 6));
+
+    /* XRSTOR64: the site is its REX.W, and the copy keeps it */
+    p = code_page(blk_xrstor64, sizeof(blk_xrstor64));
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE, INSPECT_XRSTOR64),
+                     0);
+    w = last_rewrite();
+    assert_int_equal(w->span, 7);
+    t = (const uint8_t *) (uintptr_t) w->trampoline;
+    assert_int_equal(t[0], 0x48);
+    assert_int_equal(t[1], 0x0f);
+
+    /* the inspector agrees with both */
+    struct inspect_report r = { 0 };
+    assert_int_equal(inspect_process(&r), 0);
+    assert_int_equal(unsafe_between(&r, addr(p), addr(p) + PAGE), 0);
+    assert_true(hit_at(&r, w->checked_site + 1)->safe);
+    inspect_report_free(&r);
+}
+
+/* ---- refusals (fail closed) --------------------------------------------- */
+
+static void
+refused_and_untouched(const uint8_t *blk, size_t n, const size_t *anchors,
+                      size_t nanchors, size_t code_len, const char *reason)
+{
+    uint8_t *p = code_page(blk, n);
+    uint8_t before[16];
+    memcpy(before, p, sizeof(before));
+    assert_int_equal(rewrite_block(p, 0, anchors, nanchors, code_len,
+                                   INSPECT_WRPKRU), -1);
+    if (!strstr(last_log, reason))
+        print_message("log: %s\n", last_log);
+    assert_non_null(strstr(last_log, "cannot rewrite"));
+    assert_non_null(strstr(last_log, reason));
+    assert_memory_equal(p, before, sizeof(before));
+}
+
+static void
+hazards_refused(void **state)
+{
+    (void) state;
+    static const size_t at3[] = { 3 };
+    refused_and_untouched(blk_branch_in, sizeof(blk_branch_in), NULL, 0,
+                          PAGE, "lands inside");
+    refused_and_untouched(blk_nops, sizeof(blk_nops), at3, 1, PAGE,
+                          "a function starts");
+    refused_and_untouched(blk_call, sizeof(blk_call), NULL, 0, PAGE,
+                          "a call");
+    refused_and_untouched(blk_short, sizeof(blk_short), NULL, 0,
+                          sizeof(blk_short), "the code ends");
+    /* controls: the same nops without the anchor are rewritten */
+    uint8_t *p = code_page(blk_nops, sizeof(blk_nops));
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE, INSPECT_WRPKRU), 0);
+}
+
+static void
+stray_sequences_found(void **state)
+{
+    (void) state;
+    uint8_t b[8];
+    static const uint8_t jmp_wr[] = { X(0xe9), X(0x0f), X(0x01), X(0xef),
+                                      X(0x00) };
+    unxor(b, jmp_wr, 5);
+    assert_true(insp_bytes_have_sequence(b, 5, 0, 5));
+    /* a sequence that only starts in the range (its last bytes after) */
+    assert_true(insp_bytes_have_sequence(b, 5, 0, 2));
+    /* one that ends right where the range starts */
+    assert_true(insp_bytes_have_sequence(b, 5, 3, 5));
+    assert_false(insp_bytes_have_sequence(b, 5, 4, 5));
+    /* XRSTOR64 whose only byte in the range is its REX.W */
+    static const uint8_t x64[] = { X(0x48), X(0x0f), X(0xae), X(0x28) };
+    unxor(b, x64, 4);
+    assert_true(insp_bytes_have_sequence(b, 4, 0, 1));
+    /* rdpkru is no sequence */
+    static const uint8_t rd[] = { X(0x0f), X(0x01), X(0xee) };
+    unxor(b, rd, 3);
+    assert_false(insp_bytes_have_sequence(b, 3, 0, 3));
+}
+
+/* ---- the check after a WRPKRU runs natively ----------------------------- */
+
+/*
+ * A harness around the check for pkey: EAX = the PKRU value (edi),
+ * RCX = 0xdeadbeef00000000 (ECX = 0, as after WRPKRU), EDX = 0, CF = ZF =
+ * PF = 1; then the check; then it stores RCX, RFLAGS and RDX at (rsi) and
+ * returns EAX.  A failing check ends the process with status 70.
+ */
+static uint8_t *
+check_harness(int pkey)
+{
+    uint8_t *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED);
+    memset(p, 0xcc, PAGE);
+    static const uint8_t pre[] = {
+        0x89, 0xf8,                                     /* mov %edi,%eax */
+        0x48, 0xb9, 0, 0, 0, 0, 0xef, 0xbe, 0xad, 0xde, /* movabs ..,%rcx */
+        0x31, 0xd2,                                     /* xor %edx,%edx */
+        0xf9,                                           /* stc */
+    };
+    static const uint8_t post[] = {
+        0x48, 0x89, 0x0e,                               /* mov %rcx,(%rsi) */
+        0x9c, 0x8f, 0x46, 0x08,                     /* pushfq; pop 8(%rsi) */
+        0x48, 0x89, 0x56, 0x10,                         /* mov %rdx,16(%rsi) */
+        0xc3,
+    };
+    static const char line[] = "check failed\n";
+    size_t n = sizeof(pre);
+    memcpy(p, pre, n);
+    size_t c = insp_emit_check(INSPECT_WRPKRU, pkey, p + n, addr(p + n),
+                               addr(p + 0x800), sizeof(line) - 1,
+                               addr(p + 0x900));
+    assert_true(c > 0);
+    n += c;
+    memcpy(p + n, post, sizeof(post));
+    memcpy(p + 0x800, line, sizeof(line) - 1);
+    assert_int_equal(insp_emit_abort(p + 0x900), INSP_ABORT_LEN);
+    assert_int_equal(mprotect(p, PAGE, PROT_READ | PROT_EXEC), 0);
+    return p;
+}
+
+/* In a child: 0 if the check passed with everything preserved, 1 if it
+ * passed but changed something, 70 if it aborted. */
+static int
+run_check(uint8_t *harness, uint32_t pkru)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint64_t out[3] = { 0, 0, 1 };
+        uint32_t (*f)(uint32_t, uint64_t *) =
+            (uint32_t (*)(uint32_t, uint64_t *)) (uintptr_t) harness;
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);               /* the abort line */
+        uint32_t eax = f(pkru, out);
+        const uint64_t flags = 0x1 | 0x4 | 0x40 | 0x80 | 0x800; /* CPZSO */
+        _exit(eax == pkru && out[0] == 0xdeadbeef00000000ull && out[2] == 0
+              && (out[1] & flags) == (0x1 | 0x4 | 0x40) ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void
+wrpkru_check_all_keys(void **state)
+{
+    (void) state;
+    for (int k = 1; k <= 15; k++) {
+        uint8_t *h = check_harness(k);
+        uint32_t ad = 1u << (2 * k), wd = 2u << (2 * k);
+        /* denied: AD set, whatever else (the kernel's init_pkru, AD only,
+         * AD and WD, everything set) */
+        assert_int_equal(run_check(h, 0x55555554u), 0);
+        assert_int_equal(run_check(h, ad), 0);
+        assert_int_equal(run_check(h, ad | wd), 0);
+        assert_int_equal(run_check(h, 0xffffffffu), 0);
+        /* open: AD clear (all open, WD only, only this key opened) */
+        assert_int_equal(run_check(h, 0), 70);
+        assert_int_equal(run_check(h, wd), 70);
+        assert_int_equal(run_check(h, 0xffffffffu & ~ad), 70);
+        assert_int_equal(run_check(h, 0x55555554u & ~ad), 70);
+        munmap(h, PAGE);
+    }
+}
+
+/* ---- the public entry point's refusals ---------------------------------- */
+
+static void
+rewrite_process_refusals(void **state)
+{
+    (void) state;
+    struct inspect_report r = { 0 };
+    errno = 0;
+    assert_int_equal(inspect_rewrite_process(0, &r), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(inspect_rewrite_process(16, &r), -1);
+    assert_int_equal(errno, EINVAL);
+    unsigned a, b, c, d;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 4))) {
+        inspect_report_free(&r);
+        skip();                         /* with OSPKE it would rewrite us */
+    }
+    assert_int_equal(inspect_rewrite_process(1, &r), -1);
+    assert_int_equal(errno, ENOTSUP);
+    assert_int_equal(r.nhit, 0);
+    inspect_report_free(&r);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(pkey_set_tail_rewritten),
+        cmocka_unit_test(rescan_sees_rewritten_site),
+        cmocka_unit_test(rip_relative_relocated),
+        cmocka_unit_test(rel8_branches_widened),
+        cmocka_unit_test(xrstor_rewritten),
+        cmocka_unit_test(hazards_refused),
+        cmocka_unit_test(stray_sequences_found),
+        cmocka_unit_test(wrpkru_check_all_keys),
+        cmocka_unit_test(rewrite_process_refusals),
+    };
+    return cmocka_run_group_tests_name("inspect_rewrite", tests, NULL, NULL);
+}
