@@ -105,6 +105,7 @@ $(BUILD)/obj/%.o: %.c
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 include keystore/build.mk
+include openssl-patch/build.mk
 include inspect/build.mk
 include tests/build.mk
 

@@ -93,3 +93,15 @@ PROJECT_TARGETS += $(BUILD)/tests/qemu/guest_init
 
 # the dynamic rewriter's gadget test (its link line is in inspect/build.mk)
 MPK_UNIT_TESTS += $(BUILD)/tests/unit/test_rewrite
+
+# the keystore provider, built in, in TLS 1.3 handshakes: the patched static
+# libssl/libcrypto, the provider (openssl-patch/build.mk) and libkeystore.so
+MPK_UNIT_TESTS += $(BUILD)/tests/unit/test_provider
+$(BUILD)/obj/tests/unit/test_provider.o: CFLAGS_PROJECT += \
+	-I$(OPENSSL_PREFIX)/include
+$(BUILD)/obj/tests/unit/test_provider.o: $(OPENSSL_STAMP)
+$(BUILD)/tests/unit/test_provider: $(BUILD)/lib/libkeystore_provider.a \
+	$(BUILD)/lib/libkeystore.so
+$(BUILD)/tests/unit/test_provider: UNIT_LDLIBS = \
+	$(OPENSSL_PREFIX)/lib/libssl.a $(OPENSSL_PREFIX)/lib/libcrypto.a \
+	-L$(LIB_DIR) -lkeystore -Wl,-rpath,$(LIB_DIR) -ldl

@@ -1,0 +1,439 @@
+/*
+ * KDFs of the keystore provider (U): TLS13-KDF.
+ *
+ * libssl marks every TLS13-KDF derivation it makes (openssl-patch/
+ * patches/0002): mpktls-out (what the output is) and mpktls-key-token /
+ * mpktls-salt-token (which inputs are sealed tokens), with the other
+ * parameters, at derive.  A marked derivation is one KS_OP_KDF crossing:
+ * T unseals the token inputs, derives with its private libcrypto, decides
+ * the output class itself (ks_op_kdf.h: the marker must agree) and
+ * returns a token, or clear bytes for the public outputs (the TLS 1.3
+ * "iv", exporter values).  An unmarked derivation (QUIC's own, or any
+ * other caller's) goes to the default provider's TLS13-KDF unchanged.
+ *
+ * Parameters are sticky, as in OpenSSL's KDFs: what set_ctx_params set
+ * stays until reset.  Every parameter is also given to the default's
+ * context, so that an unmarked derive sees exactly what it would without
+ * this provider; a marked derive never shows it a token.
+ *
+ * HKDF and TLS1-PRF (TLS 1.2) come in part 2; until then libssl takes
+ * them from the default provider, which cannot use tokens: TLS 1.2
+ * fails closed rather than run on raw secrets.
+ */
+
+#include "ksp_local.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define KDF_IN_MAX      1024            /* as T's bound (ks_op_kdf.c) */
+#define KDF_LABEL_MAX   255
+#define KDF_DATA_MAX    1024
+#define KDF_PREFIX_MAX  64
+#define TLS13_PREFIX    "tls13 "
+
+struct kdf_fns {
+    OSSL_FUNC_kdf_newctx_fn                 *newctx;
+    OSSL_FUNC_kdf_dupctx_fn                 *dupctx;
+    OSSL_FUNC_kdf_freectx_fn                *freectx;
+    OSSL_FUNC_kdf_reset_fn                  *reset;
+    OSSL_FUNC_kdf_derive_fn                 *derive;
+    OSSL_FUNC_kdf_set_ctx_params_fn         *set_ctx_params;
+    OSSL_FUNC_kdf_get_ctx_params_fn         *get_ctx_params;
+    OSSL_FUNC_kdf_settable_ctx_params_fn    *settable_ctx_params;
+    OSSL_FUNC_kdf_gettable_ctx_params_fn    *gettable_ctx_params;
+    OSSL_FUNC_kdf_get_params_fn             *get_params;
+    OSSL_FUNC_kdf_gettable_params_fn        *gettable_params;
+};
+
+struct blob {
+    unsigned char  *b;                  /* points into the context */
+    size_t          len;
+    int             set;
+    int             big;                /* longer than we keep: not copied */
+};
+
+struct kdf_ctx {
+    struct ksp_provctx  *pc;
+    struct kdf_fns       fns;
+    void                *inner;             /* the default's context */
+    /* the parameters, as set so far */
+    int                  mode;              /* -1: not set */
+    uint32_t             md;
+    unsigned char        keybuf[KDF_IN_MAX], saltbuf[KDF_IN_MAX];
+    unsigned char        labelbuf[KDF_LABEL_MAX], databuf[KDF_DATA_MAX];
+    unsigned char        prefixbuf[KDF_PREFIX_MAX];
+    struct blob          key, salt, label, data, prefix;
+    /* the markers */
+    char                 out[16];           /* "" if absent */
+    int                  key_token, salt_token;     /* -1 if absent */
+};
+
+static struct ksp_fwd fwd_tls13 = { OSSL_OP_KDF, "TLS13-KDF", NULL, 0 };
+
+static void
+kdf_clear(struct kdf_ctx *c)
+{
+    explicit_bzero(c->keybuf, sizeof(c->keybuf));
+    explicit_bzero(c->saltbuf, sizeof(c->saltbuf));
+    c->mode = -1;
+    c->md = 0;
+    c->key = (struct blob) { c->keybuf, 0, 0, 0 };
+    c->salt = (struct blob) { c->saltbuf, 0, 0, 0 };
+    c->label = (struct blob) { c->labelbuf, 0, 0, 0 };
+    c->data = (struct blob) { c->databuf, 0, 0, 0 };
+    c->prefix = (struct blob) { c->prefixbuf, 0, 0, 0 };
+    c->out[0] = '\0';
+    c->key_token = c->salt_token = -1;
+}
+
+static void
+kdf_fns_load(struct kdf_fns *f, const OSSL_DISPATCH *d)
+{
+    f->newctx = (OSSL_FUNC_kdf_newctx_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_NEWCTX);
+    f->dupctx = (OSSL_FUNC_kdf_dupctx_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_DUPCTX);
+    f->freectx = (OSSL_FUNC_kdf_freectx_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_FREECTX);
+    f->reset = (OSSL_FUNC_kdf_reset_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_RESET);
+    f->derive = (OSSL_FUNC_kdf_derive_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_DERIVE);
+    f->set_ctx_params = (OSSL_FUNC_kdf_set_ctx_params_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_SET_CTX_PARAMS);
+    f->get_ctx_params = (OSSL_FUNC_kdf_get_ctx_params_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_GET_CTX_PARAMS);
+    f->settable_ctx_params = (OSSL_FUNC_kdf_settable_ctx_params_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_SETTABLE_CTX_PARAMS);
+    f->gettable_ctx_params = (OSSL_FUNC_kdf_gettable_ctx_params_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_GETTABLE_CTX_PARAMS);
+    f->get_params = (OSSL_FUNC_kdf_get_params_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_GET_PARAMS);
+    f->gettable_params = (OSSL_FUNC_kdf_gettable_params_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_GETTABLE_PARAMS);
+}
+
+static void *
+tls13_newctx(void *provctx)
+{
+    struct ksp_provctx *pc = provctx;
+    const OSSL_DISPATCH *d = ksp_fwd_impl(pc, &fwd_tls13);
+    struct kdf_ctx *c;
+
+    if (d == NULL || (c = calloc(1, sizeof(*c))) == NULL) {
+        return NULL;
+    }
+    c->pc = pc;
+    kdf_fns_load(&c->fns, d);
+    kdf_clear(c);
+    if (c->fns.newctx == NULL || c->fns.freectx == NULL || c->fns.derive == NULL
+        || (c->inner = c->fns.newctx(pc->deflt.provctx)) == NULL)
+    {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void
+kdf_freectx(void *vctx)
+{
+    struct kdf_ctx *c = vctx;
+
+    if (c == NULL) {
+        return;
+    }
+    c->fns.freectx(c->inner);
+    explicit_bzero(c, sizeof(*c));
+    free(c);
+}
+
+static void *
+kdf_dupctx(void *vctx)
+{
+    struct kdf_ctx *src = vctx, *c;
+
+    if (src->fns.dupctx == NULL || (c = malloc(sizeof(*c))) == NULL) {
+        return NULL;
+    }
+    *c = *src;
+    /* the blobs point into their own context */
+    c->key.b = c->keybuf;
+    c->salt.b = c->saltbuf;
+    c->label.b = c->labelbuf;
+    c->data.b = c->databuf;
+    c->prefix.b = c->prefixbuf;
+    if ((c->inner = src->fns.dupctx(src->inner)) == NULL) {
+        explicit_bzero(c, sizeof(*c));
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void
+kdf_reset(void *vctx)
+{
+    struct kdf_ctx *c = vctx;
+
+    if (c->fns.reset != NULL) {
+        c->fns.reset(c->inner);
+    }
+    kdf_clear(c);
+}
+
+/*
+ * One octet-string parameter into a blob of at most max bytes; a longer
+ * one is noted, not kept (an unmarked call may use it: the default gets
+ * it; a marked one is refused).
+ */
+static int
+take_blob(struct kdf_ctx *c, const OSSL_PARAM *p, struct blob *bl, size_t max)
+{
+    const void *d;
+    size_t n;
+
+    if (!ksp_param_get_octets(p, &d, &n)) {
+        KSP_ERR(c->pc, KSP_R_BAD_PARAM, "%s", p->key);
+        return 0;
+    }
+    bl->set = 1;
+    bl->len = n;
+    bl->big = n > max;
+    if (!bl->big && n > 0) {
+        memcpy(bl->b, d, n);
+    }
+    return 1;
+}
+
+/* Our copy of the parameters that matter for a marked derivation. */
+static int
+kdf_parse(struct kdf_ctx *c, const OSSL_PARAM params[])
+{
+    const OSSL_PARAM *p;
+    const char *s;
+
+    for (p = params; p != NULL && p->key != NULL; p++) {
+        if (strcmp(p->key, OSSL_KDF_PARAM_MODE) == 0) {
+            if (p->data_type == OSSL_PARAM_UTF8_STRING) {
+                if (!ksp_param_get_utf8(p, &s)) {
+                    return 0;
+                }
+                c->mode = strcasecmp(s, "EXTRACT_ONLY") == 0 ? 1
+                          : strcasecmp(s, "EXPAND_ONLY") == 0 ? 2
+                          : strcasecmp(s, "EXTRACT_AND_EXPAND") == 0 ? 0 : -2;
+            } else if (!ksp_param_get_int(p, &c->mode)) {
+                return 0;
+            }
+        } else if (strcmp(p->key, OSSL_KDF_PARAM_DIGEST) == 0) {
+            if (!ksp_param_get_utf8(p, &s)) {
+                return 0;
+            }
+            c->md = ksp_md_from_name(s);    /* 0: not one T serves */
+        } else if (strcmp(p->key, OSSL_KDF_PARAM_KEY) == 0) {
+            if (!take_blob(c, p, &c->key, KDF_IN_MAX)) {
+                return 0;
+            }
+        } else if (strcmp(p->key, OSSL_KDF_PARAM_SALT) == 0) {
+            if (!take_blob(c, p, &c->salt, KDF_IN_MAX)) {
+                return 0;
+            }
+        } else if (strcmp(p->key, OSSL_KDF_PARAM_LABEL) == 0) {
+            if (!take_blob(c, p, &c->label, KDF_LABEL_MAX)) {
+                return 0;
+            }
+        } else if (strcmp(p->key, OSSL_KDF_PARAM_DATA) == 0) {
+            if (!take_blob(c, p, &c->data, KDF_DATA_MAX)) {
+                return 0;
+            }
+        } else if (strcmp(p->key, OSSL_KDF_PARAM_PREFIX) == 0) {
+            if (!take_blob(c, p, &c->prefix, KDF_PREFIX_MAX)) {
+                return 0;
+            }
+        } else if (strcmp(p->key, KSP_MARK_OUT) == 0) {
+            if (!ksp_param_get_utf8(p, &s) || strlen(s) >= sizeof(c->out)) {
+                KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s", p->key);
+                return 0;
+            }
+            strcpy(c->out, s);
+        } else if (strcmp(p->key, KSP_MARK_KEY_TOKEN) == 0
+                   || strcmp(p->key, KSP_MARK_SALT_TOKEN) == 0)
+        {
+            int v;
+
+            if (!ksp_param_get_int(p, &v) || (v != 0 && v != 1)) {
+                KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s", p->key);
+                return 0;
+            }
+            if (strcmp(p->key, KSP_MARK_KEY_TOKEN) == 0) {
+                c->key_token = v;
+            } else {
+                c->salt_token = v;
+            }
+        } else if (strncmp(p->key, "mpktls-", 7) == 0) {
+            /* a marker TLS13-KDF never gets (a key-block layout...) */
+            KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s on TLS13-KDF", p->key);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static uint32_t
+out_class(const char *s)
+{
+    if (strcmp(s, KSP_OUT_SECRET) == 0) {
+        return KS_OUT_SECRET;
+    }
+    if (strcmp(s, KSP_OUT_RECORD_KEY) == 0) {
+        return KS_OUT_RECORD_KEY;
+    }
+    if (strcmp(s, KSP_OUT_MAC_KEY) == 0) {
+        return KS_OUT_MAC_KEY;
+    }
+    if (strcmp(s, KSP_OUT_CLEAR) == 0) {
+        return KS_OUT_CLEAR;
+    }
+    if (strcmp(s, KSP_OUT_KEYBLOCK) == 0) {
+        return KS_OUT_KEYBLOCK;
+    }
+    return 0;
+}
+
+/* A marked TLS13-KDF derivation: one crossing. */
+static int
+tls13_derive_marked(struct kdf_ctx *c, unsigned char *out, size_t outlen)
+{
+    struct ks_args_kdf a;
+    uint32_t cls = out_class(c->out);
+
+    if (cls == 0 || cls == KS_OUT_KEYBLOCK) {
+        KSP_ERR(c->pc, KSP_R_BAD_MARKER, "mpktls-out \"%s\" on TLS13-KDF",
+                c->out);
+        return 0;
+    }
+    if (c->md == 0 || (c->mode != KS_KDF_EXTRACT_ONLY
+                       && c->mode != KS_KDF_EXPAND_ONLY))
+    {
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "digest or mode");
+        return 0;
+    }
+    if (c->key.big || c->salt.big || c->label.big || c->data.big
+        || c->prefix.big)
+    {
+        KSP_ERR(c->pc, KSP_R_BAD_PARAM, "input too long for the keystore");
+        return 0;
+    }
+    /* T always uses libssl's prefix: refuse any other, never ignore it */
+    if (!c->prefix.set || c->prefix.len != strlen(TLS13_PREFIX)
+        || memcmp(c->prefix.b, TLS13_PREFIX, c->prefix.len) != 0)
+    {
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "prefix other than \"tls13 \"");
+        return 0;
+    }
+    memset(&a, 0, sizeof(a));
+    a.kdf = KS_KDF_TLS13;
+    a.md = c->md;
+    a.mode = (uint32_t) c->mode;
+    a.key_is_token = c->key_token == 1;
+    a.salt_is_token = c->salt_token == 1;
+    a.out_class = cls;
+    a.key = c->key.b;
+    a.keylen = c->key.set ? c->key.len : 0;
+    a.salt = c->salt.b;
+    a.saltlen = c->salt.set ? c->salt.len : 0;
+    a.label = c->label.b;
+    a.labellen = c->label.set ? c->label.len : 0;
+    a.data = c->data.b;
+    a.datalen = c->data.set ? c->data.len : 0;
+    a.out = out;
+    a.outlen = outlen;
+    return ksp_gate(c->pc, KS_OP_KDF, &a, "TLS13-KDF") == 0;
+}
+
+static int
+tls13_derive(void *vctx, unsigned char *out, size_t outlen,
+    const OSSL_PARAM params[])
+{
+    struct kdf_ctx *c = vctx;
+
+    if (!kdf_parse(c, params)) {
+        return 0;
+    }
+    if (c->out[0] != '\0') {
+        return tls13_derive_marked(c, out, outlen);
+    }
+    if (c->key_token == 1 || c->salt_token == 1) {
+        /* a token input but no output class: nothing sensible to do */
+        KSP_ERR(c->pc, KSP_R_BAD_MARKER, "token input without mpktls-out");
+        return 0;
+    }
+    /* ordinary raw-key crypto: the default's TLS13-KDF, same params */
+    return c->fns.derive(c->inner, out, outlen, params);
+}
+
+static int
+kdf_set_ctx_params(void *vctx, const OSSL_PARAM params[])
+{
+    struct kdf_ctx *c = vctx;
+
+    if (!kdf_parse(c, params)) {
+        return 0;
+    }
+    return c->fns.set_ctx_params == NULL
+           || c->fns.set_ctx_params(c->inner, params);
+}
+
+static int
+kdf_get_ctx_params(void *vctx, OSSL_PARAM params[])
+{
+    struct kdf_ctx *c = vctx;
+
+    return c->fns.get_ctx_params != NULL
+           && c->fns.get_ctx_params(c->inner, params);
+}
+
+static const OSSL_PARAM *
+tls13_settable_ctx_params(void *vctx, void *provctx)
+{
+    struct ksp_provctx *pc = provctx;
+    const OSSL_DISPATCH *d = ksp_fwd_impl(pc, &fwd_tls13);
+    OSSL_FUNC_kdf_settable_ctx_params_fn *fn = (OSSL_FUNC_kdf_settable_ctx_params_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_SETTABLE_CTX_PARAMS);
+    struct kdf_ctx *c = vctx;
+
+    return fn == NULL ? NULL : fn(c != NULL ? c->inner : NULL, pc->deflt.provctx);
+}
+
+static const OSSL_PARAM *
+tls13_gettable_ctx_params(void *vctx, void *provctx)
+{
+    struct ksp_provctx *pc = provctx;
+    const OSSL_DISPATCH *d = ksp_fwd_impl(pc, &fwd_tls13);
+    OSSL_FUNC_kdf_gettable_ctx_params_fn *fn = (OSSL_FUNC_kdf_gettable_ctx_params_fn *)
+        ksp_dispatch_fn(d, OSSL_FUNC_KDF_GETTABLE_CTX_PARAMS);
+    struct kdf_ctx *c = vctx;
+
+    return fn == NULL ? NULL : fn(c != NULL ? c->inner : NULL, pc->deflt.provctx);
+}
+
+static const OSSL_DISPATCH tls13_kdf_functions[] = {
+    { OSSL_FUNC_KDF_NEWCTX, (ksp_fn) tls13_newctx },
+    { OSSL_FUNC_KDF_DUPCTX, (ksp_fn) kdf_dupctx },
+    { OSSL_FUNC_KDF_FREECTX, (ksp_fn) kdf_freectx },
+    { OSSL_FUNC_KDF_RESET, (ksp_fn) kdf_reset },
+    { OSSL_FUNC_KDF_DERIVE, (ksp_fn) tls13_derive },
+    { OSSL_FUNC_KDF_SET_CTX_PARAMS, (ksp_fn) kdf_set_ctx_params },
+    { OSSL_FUNC_KDF_GET_CTX_PARAMS, (ksp_fn) kdf_get_ctx_params },
+    { OSSL_FUNC_KDF_SETTABLE_CTX_PARAMS, (ksp_fn) tls13_settable_ctx_params },
+    { OSSL_FUNC_KDF_GETTABLE_CTX_PARAMS, (ksp_fn) tls13_gettable_ctx_params },
+    OSSL_DISPATCH_END
+};
+
+const OSSL_ALGORITHM ksp_kdfs[] = {
+    { "TLS13-KDF", KSP_PROPS, tls13_kdf_functions,
+      "TLS 1.3 KDF over sealed tokens (mpk-tls keystore)" },
+    { NULL, NULL, NULL, NULL }
+};

@@ -1,0 +1,838 @@
+/*
+ * Key exchange of the keystore provider (U): key management for X25519
+ * and X25519MLKEM768, key exchange for X25519, KEM for X25519MLKEM768
+ * (one unit: the 64-byte ML-KEM || X25519 secret is made and sealed in T).
+ *
+ * A key of ours is a public key (the encoded key share, in U) and, if it
+ * was generated here, a KS_HT_KEX handle: the private key exists only in
+ * T (KS_OP_KEX_KEYGEN).  Private keys can be neither exported nor
+ * imported; public keys can.  libssl's calls, and the crossings:
+ *   client:  keygen (KS_OP_KEX_KEYGEN)  ->  X25519 derive (KS_OP_KEX_DERIVE)
+ *            or hybrid decapsulate (KS_OP_KEM_DECAP)
+ *   server:  X25519: peer key (U only), keygen, derive;
+ *            hybrid: peer key (U only), encapsulate (KS_OP_KEM_ENCAP)
+ *   and one KS_OP_FREE when a generated key is freed.
+ * The shared secret leaves T only as a token: a derive or (en|de)capsulate
+ * needs libssl's mpktls-out=secret on its init (openssl-patch/patches/
+ * 0001); an unmarked one is refused, since a raw secret of a key held in
+ * T cannot be had (so every X25519/X25519MLKEM768 key made while this
+ * provider is preferred is a TLS key share; see README).
+ */
+
+#include "ksp_local.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PUB_MAX     1216
+#define SECRET_MAX  66
+
+struct group {
+    const char  *name;
+    uint32_t     ks_group;              /* enum ks_group */
+    size_t       publen;                /* encoded public key (key share) */
+    size_t       secretlen;             /* shared secret = token */
+    size_t       ctlen;                 /* KEM ciphertext, 0 for DH */
+    int          bits, secbits, maxsize;    /* as the default provider's */
+};
+
+/* bits/security bits/max size: ecx_kmgmt.c (X25519), mlx_kmgmt.c (hybrid) */
+static const struct group g_x25519 = {
+    "X25519", KS_GROUP_X25519, 32, 32, 0, 253, 128, 32 };
+static const struct group g_x25519mlkem768 = {
+    "X25519MLKEM768", KS_GROUP_X25519MLKEM768, 1216, 64, 1120,
+    768, 192, 1088 + 32 };
+
+/* The private half, in T: shared by duplicates of a key. */
+struct tkey {
+    int                  refs;
+    uint64_t             handle;            /* KS_HT_KEX */
+    struct ksp_provctx  *pc;
+};
+
+struct key {
+    int                  refs;
+    struct ksp_provctx  *pc;
+    const struct group  *g;
+    int                  has_pub;
+    unsigned char        pub[PUB_MAX];
+    struct tkey         *priv;              /* NULL: public only, or empty */
+};
+
+static void
+tkey_free(struct tkey *t)
+{
+    if (t != NULL && __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        ksp_free_handle(t->pc, t->handle);
+        free(t);
+    }
+}
+
+static struct key *
+key_new(struct ksp_provctx *pc, const struct group *g)
+{
+    struct key *k = calloc(1, sizeof(*k));
+
+    if (k != NULL) {
+        k->refs = 1;
+        k->pc = pc;
+        k->g = g;
+    }
+    return k;
+}
+
+static struct key *
+key_up(struct key *k)
+{
+    __atomic_add_fetch(&k->refs, 1, __ATOMIC_ACQ_REL);
+    return k;
+}
+
+static void
+key_free(void *vkey)
+{
+    struct key *k = vkey;
+
+    if (k != NULL && __atomic_sub_fetch(&k->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        tkey_free(k->priv);
+        free(k);
+    }
+}
+
+/* ---- key management ------------------------------------------------------ */
+
+static int
+key_has(const void *vkey, int selection)
+{
+    const struct key *k = vkey;
+    int ok = k != NULL;
+
+    if (ok && (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0) {
+        ok = k->has_pub;
+    }
+    if (ok && (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) {
+        ok = k->priv != NULL;
+    }
+    return ok;                      /* no domain parameters to have */
+}
+
+static int
+key_match(const void *v1, const void *v2, int selection)
+{
+    const struct key *a = v1, *b = v2;
+
+    if (a->g != b->g) {
+        return 0;
+    }
+    if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0) {
+        /* the public key names the pair (as the default's match) */
+        if (a->has_pub && b->has_pub) {
+            return memcmp(a->pub, b->pub, a->g->publen) == 0;
+        }
+        if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0
+            && a->priv != NULL)
+        {
+            return a->priv == b->priv;
+        }
+        return 0;
+    }
+    return 1;
+}
+
+static int
+key_validate(const void *vkey, int selection, int checktype)
+{
+    (void) checktype;
+    return key_has(vkey, selection);
+}
+
+static const OSSL_PARAM pub_types[] = {
+    { OSSL_PKEY_PARAM_PUB_KEY, OSSL_PARAM_OCTET_STRING, NULL, 0, 0 },
+    OSSL_PARAM_END
+};
+static const OSSL_PARAM no_types[] = { OSSL_PARAM_END };
+
+static const OSSL_PARAM *
+key_imexport_types(int selection)
+{
+    return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 ? pub_types
+                                                              : no_types;
+}
+
+static int
+key_set_pub(struct key *k, const void *pub, size_t len)
+{
+    if (k->has_pub) {
+        KSP_ERR(k->pc, KSP_R_NOT_SUPPORTED, "keys cannot be changed");
+        return 0;
+    }
+    if (len != k->g->publen || pub == NULL) {
+        KSP_ERR(k->pc, KSP_R_BAD_PARAM, "%s public key of %zu bytes",
+                k->g->name, len);
+        return 0;
+    }
+    memcpy(k->pub, pub, len);
+    k->has_pub = 1;
+    return 1;
+}
+
+/* Public keys only: a private key given here would be a key in U. */
+static int
+key_import(void *vkey, int selection, const OSSL_PARAM params[])
+{
+    struct key *k = vkey;
+    const OSSL_PARAM *p;
+    const void *d;
+    size_t n;
+
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0
+        && ksp_param_find(params, OSSL_PKEY_PARAM_PRIV_KEY) != NULL)
+    {
+        KSP_ERR(k->pc, KSP_R_PRIVATE_KEY, "cannot import a private %s key",
+                k->g->name);
+        return 0;
+    }
+    if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) == 0) {
+        return 1;                   /* nothing else to import */
+    }
+    p = ksp_param_find(params, OSSL_PKEY_PARAM_PUB_KEY);
+    if (p == NULL) {
+        p = ksp_param_find(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY);
+    }
+    if (p == NULL || !ksp_param_get_octets(p, &d, &n)) {
+        return 0;
+    }
+    return key_set_pub(k, d, n);
+}
+
+/* Public keys only, never the private one. */
+static int
+key_export(void *vkey, int selection, OSSL_CALLBACK *cb, void *cbarg)
+{
+    struct key *k = vkey;
+    OSSL_PARAM params[2] = { OSSL_PARAM_END, OSSL_PARAM_END };
+
+    if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) == 0) {
+        if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) {
+            KSP_ERR(k->pc, KSP_R_PRIVATE_KEY, "private keys stay in T");
+            return 0;
+        }
+        return cb(params, cbarg);
+    }
+    if (!k->has_pub) {
+        return 0;
+    }
+    params[0] = (OSSL_PARAM) { OSSL_PKEY_PARAM_PUB_KEY,
+                               OSSL_PARAM_OCTET_STRING, k->pub, k->g->publen,
+                               OSSL_PARAM_UNMODIFIED };
+    return cb(params, cbarg);
+}
+
+static const OSSL_PARAM key_gettable[] = {
+    { OSSL_PKEY_PARAM_BITS, OSSL_PARAM_INTEGER, NULL, sizeof(int), 0 },
+    { OSSL_PKEY_PARAM_SECURITY_BITS, OSSL_PARAM_INTEGER, NULL, sizeof(int), 0 },
+    { OSSL_PKEY_PARAM_MAX_SIZE, OSSL_PARAM_INTEGER, NULL, sizeof(int), 0 },
+    { OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, OSSL_PARAM_OCTET_STRING, NULL, 0, 0 },
+    { OSSL_PKEY_PARAM_PUB_KEY, OSSL_PARAM_OCTET_STRING, NULL, 0, 0 },
+    OSSL_PARAM_END
+};
+
+static const OSSL_PARAM *
+key_gettable_params(void *provctx)
+{
+    (void) provctx;
+    return key_gettable;
+}
+
+static int
+key_get_params(void *vkey, OSSL_PARAM params[])
+{
+    struct key *k = vkey;
+    OSSL_PARAM *p;
+
+    if ((p = ksp_param_find_rw(params, OSSL_PKEY_PARAM_BITS)) != NULL
+        && !ksp_param_set_int(p, k->g->bits))
+    {
+        return 0;
+    }
+    if ((p = ksp_param_find_rw(params, OSSL_PKEY_PARAM_SECURITY_BITS)) != NULL
+        && !ksp_param_set_int(p, k->g->secbits))
+    {
+        return 0;
+    }
+    if ((p = ksp_param_find_rw(params, OSSL_PKEY_PARAM_MAX_SIZE)) != NULL
+        && !ksp_param_set_int(p, k->g->maxsize))
+    {
+        return 0;
+    }
+    if (k->has_pub) {
+        if ((p = ksp_param_find_rw(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY))
+            != NULL && !ksp_param_set_octets(p, k->pub, k->g->publen))
+        {
+            return 0;
+        }
+        if ((p = ksp_param_find_rw(params, OSSL_PKEY_PARAM_PUB_KEY)) != NULL
+            && !ksp_param_set_octets(p, k->pub, k->g->publen))
+        {
+            return 0;
+        }
+    }
+    /* OSSL_PKEY_PARAM_PRIV_KEY is never answered: left unmodified */
+    return 1;
+}
+
+static const OSSL_PARAM key_settable[] = {
+    { OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, OSSL_PARAM_OCTET_STRING, NULL, 0, 0 },
+    OSSL_PARAM_END
+};
+
+static const OSSL_PARAM *
+key_settable_params(void *provctx)
+{
+    (void) provctx;
+    return key_settable;
+}
+
+static int
+key_set_params(void *vkey, const OSSL_PARAM params[])
+{
+    struct key *k = vkey;
+    const OSSL_PARAM *p = ksp_param_find(params,
+                                         OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY);
+    const void *d;
+    size_t n;
+
+    if (p == NULL) {
+        return 1;
+    }
+    if (!ksp_param_get_octets(p, &d, &n)) {
+        return 0;
+    }
+    return key_set_pub(k, d, n);
+}
+
+static void *
+key_dup(const void *vsrc, int selection)
+{
+    const struct key *src = vsrc;
+    struct key *k = key_new(src->pc, src->g);
+
+    if (k == NULL) {
+        return NULL;
+    }
+    if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 && src->has_pub) {
+        memcpy(k->pub, src->pub, src->g->publen);
+        k->has_pub = 1;
+    }
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 && src->priv != NULL) {
+        /* the same key in T: a duplicate shares the handle */
+        __atomic_add_fetch(&src->priv->refs, 1, __ATOMIC_ACQ_REL);
+        k->priv = src->priv;
+    }
+    return k;
+}
+
+/* Key generation */
+struct gen_ctx {
+    struct ksp_provctx  *pc;
+    const struct group  *g;
+    int                  selection;
+};
+
+static int
+gen_set_params(void *vgen, const OSSL_PARAM params[])
+{
+    struct gen_ctx *gc = vgen;
+    const OSSL_PARAM *p = ksp_param_find(params, OSSL_PKEY_PARAM_GROUP_NAME);
+    const char *s;
+
+    if (p != NULL) {
+        /* libssl names the group: "X25519", or "" for the hybrid */
+        if (!ksp_param_get_utf8(p, &s)
+            || (s[0] != '\0' && strcasecmp(s, gc->g->name) != 0))
+        {
+            KSP_ERR(gc->pc, KSP_R_NOT_SUPPORTED, "group \"%s\" for %s",
+                    p->data_type == OSSL_PARAM_UTF8_STRING ? (char *) p->data
+                                                           : "?",
+                    gc->g->name);
+            return 0;
+        }
+    }
+    return 1;                       /* properties and the rest: not ours */
+}
+
+static const OSSL_PARAM gen_settable[] = {
+    { OSSL_PKEY_PARAM_GROUP_NAME, OSSL_PARAM_UTF8_STRING, NULL, 0, 0 },
+    { OSSL_PKEY_PARAM_PROPERTIES, OSSL_PARAM_UTF8_STRING, NULL, 0, 0 },
+    OSSL_PARAM_END
+};
+
+static const OSSL_PARAM *
+gen_settable_params(void *vgen, void *provctx)
+{
+    (void) vgen;
+    (void) provctx;
+    return gen_settable;
+}
+
+static void *
+gen_init(struct ksp_provctx *pc, const struct group *g, int selection,
+    const OSSL_PARAM params[])
+{
+    struct gen_ctx *gc = calloc(1, sizeof(*gc));
+
+    if (gc == NULL) {
+        return NULL;
+    }
+    gc->pc = pc;
+    gc->g = g;
+    gc->selection = selection;
+    if (!gen_set_params(gc, params)) {
+        free(gc);
+        return NULL;
+    }
+    return gc;
+}
+
+static int
+gen_set_template(void *vgen, void *templ)
+{
+    (void) vgen;
+    (void) templ;
+    return 1;                       /* no domain parameters to copy */
+}
+
+static void *
+gen(void *vgen, OSSL_CALLBACK *cb, void *cbarg)
+{
+    struct gen_ctx *gc = vgen;
+    struct ks_args_kex_keygen a;
+    struct key *k;
+    uint64_t h = 0;
+    size_t written = 0;
+
+    (void) cb;
+    (void) cbarg;
+    if ((gc->selection & OSSL_KEYMGMT_SELECT_KEYPAIR)
+        == OSSL_KEYMGMT_SELECT_PUBLIC_KEY)
+    {
+        return NULL;                /* a public key alone cannot be made */
+    }
+    if ((k = key_new(gc->pc, gc->g)) == NULL) {
+        return NULL;
+    }
+    if ((gc->selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0) {
+        return k;                   /* "parameters": an empty key */
+    }
+    if ((k->priv = calloc(1, sizeof(*k->priv))) == NULL) {
+        key_free(k);
+        return NULL;
+    }
+    k->priv->refs = 1;
+    k->priv->pc = gc->pc;
+    memset(&a, 0, sizeof(a));
+    a.group = gc->g->ks_group;
+    a.handle = &h;
+    a.pub = k->pub;
+    a.publen = sizeof(k->pub);
+    a.pub_written = &written;
+    if (ksp_gate(gc->pc, KS_OP_KEX_KEYGEN, &a, "keygen") != 0
+        || written != gc->g->publen)
+    {
+        k->priv->handle = h;        /* 0 if none was made */
+        key_free(k);
+        return NULL;
+    }
+    k->priv->handle = h;
+    k->has_pub = 1;
+    return k;
+}
+
+static void
+gen_cleanup(void *vgen)
+{
+    free(vgen);
+}
+
+#define KEYMGMT_FNS(tag, grp)                                               \
+static void *tag##_new(void *provctx)                                       \
+{ return key_new(provctx, &grp); }                                          \
+static void *tag##_gen_init(void *provctx, int selection,                   \
+    const OSSL_PARAM params[])                                              \
+{ return gen_init(provctx, &grp, selection, params); }                      \
+static const OSSL_DISPATCH tag##_keymgmt_functions[] = {                    \
+    { OSSL_FUNC_KEYMGMT_NEW, (ksp_fn) tag##_new },                          \
+    { OSSL_FUNC_KEYMGMT_FREE, (ksp_fn) key_free },                          \
+    { OSSL_FUNC_KEYMGMT_GET_PARAMS, (ksp_fn) key_get_params },              \
+    { OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (ksp_fn) key_gettable_params },    \
+    { OSSL_FUNC_KEYMGMT_SET_PARAMS, (ksp_fn) key_set_params },              \
+    { OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (ksp_fn) key_settable_params },    \
+    { OSSL_FUNC_KEYMGMT_HAS, (ksp_fn) key_has },                            \
+    { OSSL_FUNC_KEYMGMT_MATCH, (ksp_fn) key_match },                        \
+    { OSSL_FUNC_KEYMGMT_VALIDATE, (ksp_fn) key_validate },                  \
+    { OSSL_FUNC_KEYMGMT_IMPORT, (ksp_fn) key_import },                      \
+    { OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (ksp_fn) key_imexport_types },        \
+    { OSSL_FUNC_KEYMGMT_EXPORT, (ksp_fn) key_export },                      \
+    { OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (ksp_fn) key_imexport_types },        \
+    { OSSL_FUNC_KEYMGMT_GEN_INIT, (ksp_fn) tag##_gen_init },                \
+    { OSSL_FUNC_KEYMGMT_GEN_SET_TEMPLATE, (ksp_fn) gen_set_template },      \
+    { OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (ksp_fn) gen_set_params },          \
+    { OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS, (ksp_fn) gen_settable_params },\
+    { OSSL_FUNC_KEYMGMT_GEN, (ksp_fn) gen },                                \
+    { OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (ksp_fn) gen_cleanup },                \
+    { OSSL_FUNC_KEYMGMT_DUP, (ksp_fn) key_dup },                            \
+    OSSL_DISPATCH_END                                                       \
+};
+
+KEYMGMT_FNS(x25519, g_x25519)
+KEYMGMT_FNS(x25519mlkem768, g_x25519mlkem768)
+
+const OSSL_ALGORITHM ksp_keymgmts[] = {
+    { "X25519:1.3.101.110", KSP_PROPS, x25519_keymgmt_functions,
+      "X25519 with the private key in T (mpk-tls keystore)" },
+    { "X25519MLKEM768", KSP_PROPS, x25519mlkem768_keymgmt_functions,
+      "X25519MLKEM768 with the private key in T (mpk-tls keystore)" },
+    { NULL, NULL, NULL, NULL }
+};
+
+/* ---- the init markers ---------------------------------------------------- */
+
+/* 1 if params carry mpktls-out=secret, 0 if no mpktls-out, -1 if another */
+static int
+marked_secret(struct ksp_provctx *pc, const OSSL_PARAM params[])
+{
+    const OSSL_PARAM *p = ksp_param_find(params, KSP_MARK_OUT);
+    const char *s;
+
+    if (p == NULL) {
+        return 0;
+    }
+    if (!ksp_param_get_utf8(p, &s) || strcmp(s, KSP_OUT_SECRET) != 0) {
+        KSP_ERR(pc, KSP_R_BAD_MARKER, "key exchange output other than a secret");
+        return -1;
+    }
+    return 1;
+}
+
+/* ---- X25519 key exchange ------------------------------------------------- */
+
+struct exch_ctx {
+    struct ksp_provctx  *pc;
+    struct key          *key, *peer;
+    int                  marked;
+};
+
+static void *
+exch_newctx(void *provctx)
+{
+    struct exch_ctx *c = calloc(1, sizeof(*c));
+
+    if (c != NULL) {
+        c->pc = provctx;
+    }
+    return c;
+}
+
+static void
+exch_freectx(void *vctx)
+{
+    struct exch_ctx *c = vctx;
+
+    if (c != NULL) {
+        key_free(c->key);
+        key_free(c->peer);
+        free(c);
+    }
+}
+
+static void *
+exch_dupctx(void *vctx)
+{
+    struct exch_ctx *src = vctx, *c = malloc(sizeof(*c));
+
+    if (c != NULL) {
+        *c = *src;
+        if (c->key != NULL) {
+            key_up(c->key);
+        }
+        if (c->peer != NULL) {
+            key_up(c->peer);
+        }
+    }
+    return c;
+}
+
+static int
+exch_init(void *vctx, void *vkey, const OSSL_PARAM params[])
+{
+    struct exch_ctx *c = vctx;
+    struct key *k = vkey;
+    int m = marked_secret(c->pc, params);
+
+    if (m < 0 || k == NULL || k->g != &g_x25519) {
+        return 0;
+    }
+    key_free(c->key);
+    c->key = key_up(k);
+    c->marked = m;
+    return 1;
+}
+
+static int
+exch_set_peer(void *vctx, void *vpeer)
+{
+    struct exch_ctx *c = vctx;
+    struct key *p = vpeer;
+
+    if (p == NULL || p->g != &g_x25519 || !p->has_pub) {
+        return 0;
+    }
+    key_free(c->peer);
+    c->peer = key_up(p);
+    return 1;
+}
+
+static int
+exch_derive(void *vctx, unsigned char *secret, size_t *secretlen,
+    size_t outlen)
+{
+    struct exch_ctx *c = vctx;
+    struct ks_args_kex_derive a;
+    size_t n;
+
+    if (c->key == NULL) {
+        return 0;
+    }
+    n = c->key->g->secretlen;
+    if (secret == NULL) {
+        *secretlen = n;
+        return 1;
+    }
+    if (!c->marked) {
+        KSP_ERR(c->pc, KSP_R_PRIVATE_KEY,
+                "unmarked derive: a raw secret of a key in T cannot be had");
+        return 0;
+    }
+    if (c->key->priv == NULL || c->peer == NULL || outlen < n) {
+        return 0;
+    }
+    memset(&a, 0, sizeof(a));
+    a.handle = c->key->priv->handle;
+    a.peer = c->peer->pub;
+    a.peerlen = c->peer->g->publen;
+    a.secret = secret;
+    a.secretlen = n;
+    if (ksp_gate(c->pc, KS_OP_KEX_DERIVE, &a, "derive") != 0) {
+        return 0;
+    }
+    *secretlen = n;
+    return 1;
+}
+
+static const OSSL_DISPATCH x25519_exch_functions[] = {
+    { OSSL_FUNC_KEYEXCH_NEWCTX, (ksp_fn) exch_newctx },
+    { OSSL_FUNC_KEYEXCH_INIT, (ksp_fn) exch_init },
+    { OSSL_FUNC_KEYEXCH_SET_PEER, (ksp_fn) exch_set_peer },
+    { OSSL_FUNC_KEYEXCH_DERIVE, (ksp_fn) exch_derive },
+    { OSSL_FUNC_KEYEXCH_FREECTX, (ksp_fn) exch_freectx },
+    { OSSL_FUNC_KEYEXCH_DUPCTX, (ksp_fn) exch_dupctx },
+    OSSL_DISPATCH_END
+};
+
+const OSSL_ALGORITHM ksp_keyexchs[] = {
+    { "X25519:1.3.101.110", KSP_PROPS, x25519_exch_functions,
+      "X25519 with sealed shared secrets (mpk-tls keystore)" },
+    { NULL, NULL, NULL, NULL }
+};
+
+/* ---- X25519MLKEM768 KEM -------------------------------------------------- */
+
+struct kem_ctx {
+    struct ksp_provctx  *pc;
+    struct key          *key;
+    int                  marked;
+};
+
+static void *
+kem_newctx(void *provctx)
+{
+    struct kem_ctx *c = calloc(1, sizeof(*c));
+
+    if (c != NULL) {
+        c->pc = provctx;
+    }
+    return c;
+}
+
+static void
+kem_freectx(void *vctx)
+{
+    struct kem_ctx *c = vctx;
+
+    if (c != NULL) {
+        key_free(c->key);
+        free(c);
+    }
+}
+
+static void *
+kem_dupctx(void *vctx)
+{
+    struct kem_ctx *src = vctx, *c = malloc(sizeof(*c));
+
+    if (c != NULL) {
+        *c = *src;
+        if (c->key != NULL) {
+            key_up(c->key);
+        }
+    }
+    return c;
+}
+
+static int
+kem_init(void *vctx, void *vkey, const OSSL_PARAM params[])
+{
+    struct kem_ctx *c = vctx;
+    struct key *k = vkey;
+    int m = marked_secret(c->pc, params);
+
+    if (m < 0 || k == NULL || k->g->ctlen == 0) {
+        return 0;
+    }
+    key_free(c->key);
+    c->key = key_up(k);
+    c->marked = m;
+    return 1;
+}
+
+static int
+kem_encapsulate(void *vctx, unsigned char *out, size_t *outlen,
+    unsigned char *secret, size_t *secretlen)
+{
+    struct kem_ctx *c = vctx;
+    const struct group *g;
+    struct ks_args_kem_encap a;
+    size_t written = 0;
+
+    if (c->key == NULL || !c->key->has_pub) {
+        return 0;
+    }
+    g = c->key->g;
+    if (out == NULL) {
+        if (outlen == NULL && secretlen == NULL) {
+            return 0;
+        }
+        if (outlen != NULL) {
+            *outlen = g->ctlen;
+        }
+        if (secretlen != NULL) {
+            *secretlen = g->secretlen;
+        }
+        return 1;
+    }
+    if (!c->marked) {
+        KSP_ERR(c->pc, KSP_R_PRIVATE_KEY,
+                "unmarked encapsulate: the secret would be raw");
+        return 0;
+    }
+    if (secret == NULL || outlen == NULL || secretlen == NULL
+        || *outlen < g->ctlen || *secretlen < g->secretlen)
+    {
+        return 0;
+    }
+    memset(&a, 0, sizeof(a));
+    a.group = g->ks_group;
+    a.peer = c->key->pub;
+    a.peerlen = g->publen;
+    a.ct = out;
+    a.ctlen = *outlen;
+    a.ct_written = &written;
+    a.secret = secret;
+    a.secretlen = g->secretlen;
+    if (ksp_gate(c->pc, KS_OP_KEM_ENCAP, &a, "encapsulate") != 0
+        || written != g->ctlen)
+    {
+        return 0;
+    }
+    *outlen = written;
+    *secretlen = g->secretlen;
+    return 1;
+}
+
+static int
+kem_decapsulate(void *vctx, unsigned char *out, size_t *outlen,
+    const unsigned char *in, size_t inlen)
+{
+    struct kem_ctx *c = vctx;
+    const struct group *g;
+    struct ks_args_kem_decap a;
+
+    if (c->key == NULL || c->key->priv == NULL) {
+        return 0;
+    }
+    g = c->key->g;
+    if (out == NULL) {
+        if (outlen == NULL) {
+            return 0;
+        }
+        *outlen = g->secretlen;
+        return 1;
+    }
+    if (!c->marked) {
+        KSP_ERR(c->pc, KSP_R_PRIVATE_KEY,
+                "unmarked decapsulate: a raw secret of a key in T cannot be had");
+        return 0;
+    }
+    if ((outlen != NULL && *outlen < g->secretlen) || inlen != g->ctlen) {
+        return 0;
+    }
+    memset(&a, 0, sizeof(a));
+    a.handle = c->key->priv->handle;
+    a.ct = in;
+    a.ctlen = inlen;
+    a.secret = out;
+    a.secretlen = g->secretlen;
+    if (ksp_gate(c->pc, KS_OP_KEM_DECAP, &a, "decapsulate") != 0) {
+        return 0;
+    }
+    if (outlen != NULL) {
+        *outlen = g->secretlen;
+    }
+    return 1;
+}
+
+static int
+kem_set_ctx_params(void *vctx, const OSSL_PARAM params[])
+{
+    (void) vctx;
+    (void) params;
+    return 1;                       /* as the default's hybrid: none used */
+}
+
+static const OSSL_PARAM *
+kem_settable_ctx_params(void *vctx, void *provctx)
+{
+    (void) vctx;
+    (void) provctx;
+    return no_types;
+}
+
+static const OSSL_DISPATCH x25519mlkem768_kem_functions[] = {
+    { OSSL_FUNC_KEM_NEWCTX, (ksp_fn) kem_newctx },
+    { OSSL_FUNC_KEM_ENCAPSULATE_INIT, (ksp_fn) kem_init },
+    { OSSL_FUNC_KEM_ENCAPSULATE, (ksp_fn) kem_encapsulate },
+    { OSSL_FUNC_KEM_DECAPSULATE_INIT, (ksp_fn) kem_init },
+    { OSSL_FUNC_KEM_DECAPSULATE, (ksp_fn) kem_decapsulate },
+    { OSSL_FUNC_KEM_FREECTX, (ksp_fn) kem_freectx },
+    { OSSL_FUNC_KEM_DUPCTX, (ksp_fn) kem_dupctx },
+    { OSSL_FUNC_KEM_SET_CTX_PARAMS, (ksp_fn) kem_set_ctx_params },
+    { OSSL_FUNC_KEM_SETTABLE_CTX_PARAMS, (ksp_fn) kem_settable_ctx_params },
+    OSSL_DISPATCH_END
+};
+
+const OSSL_ALGORITHM ksp_kems[] = {
+    { "X25519MLKEM768", KSP_PROPS, x25519mlkem768_kem_functions,
+      "X25519MLKEM768 as one unit, sealed 64-byte secret (mpk-tls keystore)" },
+    { NULL, NULL, NULL, NULL }
+};
