@@ -517,16 +517,20 @@ marked_secret(struct ksp_provctx *pc, const OSSL_PARAM params[])
 
 /* ---- X25519 key exchange ------------------------------------------------- */
 
-struct exch_ctx {
+/*
+ * The context of a key exchange or a KEM operation: the key (ours) and,
+ * for a key exchange, the peer's.  newctx/freectx/dupctx serve both.
+ */
+struct op_ctx {
     struct ksp_provctx  *pc;
-    struct key          *key, *peer;
+    struct key          *key, *peer;        /* peer: key exchange only */
     int                  marked;
 };
 
 static void *
-exch_newctx(void *provctx)
+op_newctx(void *provctx)
 {
-    struct exch_ctx *c = calloc(1, sizeof(*c));
+    struct op_ctx *c = calloc(1, sizeof(*c));
 
     if (c != NULL) {
         c->pc = provctx;
@@ -535,9 +539,9 @@ exch_newctx(void *provctx)
 }
 
 static void
-exch_freectx(void *vctx)
+op_freectx(void *vctx)
 {
-    struct exch_ctx *c = vctx;
+    struct op_ctx *c = vctx;
 
     if (c != NULL) {
         key_free(c->key);
@@ -547,9 +551,9 @@ exch_freectx(void *vctx)
 }
 
 static void *
-exch_dupctx(void *vctx)
+op_dupctx(void *vctx)
 {
-    struct exch_ctx *src = vctx, *c = malloc(sizeof(*c));
+    struct op_ctx *src = vctx, *c = malloc(sizeof(*c));
 
     if (c != NULL) {
         *c = *src;
@@ -566,7 +570,7 @@ exch_dupctx(void *vctx)
 static int
 exch_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 {
-    struct exch_ctx *c = vctx;
+    struct op_ctx *c = vctx;
     struct key *k = vkey;
     int m = marked_secret(c->pc, params);
 
@@ -582,7 +586,7 @@ exch_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 static int
 exch_set_peer(void *vctx, void *vpeer)
 {
-    struct exch_ctx *c = vctx;
+    struct op_ctx *c = vctx;
     struct key *p = vpeer;
 
     if (p == NULL || p->g != &g_x25519 || !p->has_pub) {
@@ -597,7 +601,7 @@ static int
 exch_derive(void *vctx, unsigned char *secret, size_t *secretlen,
     size_t outlen)
 {
-    struct exch_ctx *c = vctx;
+    struct op_ctx *c = vctx;
     struct ks_args_kex_derive a;
     size_t n;
 
@@ -631,12 +635,12 @@ exch_derive(void *vctx, unsigned char *secret, size_t *secretlen,
 }
 
 static const OSSL_DISPATCH x25519_exch_functions[] = {
-    { OSSL_FUNC_KEYEXCH_NEWCTX, (ksp_fn) exch_newctx },
+    { OSSL_FUNC_KEYEXCH_NEWCTX, (ksp_fn) op_newctx },
     { OSSL_FUNC_KEYEXCH_INIT, (ksp_fn) exch_init },
     { OSSL_FUNC_KEYEXCH_SET_PEER, (ksp_fn) exch_set_peer },
     { OSSL_FUNC_KEYEXCH_DERIVE, (ksp_fn) exch_derive },
-    { OSSL_FUNC_KEYEXCH_FREECTX, (ksp_fn) exch_freectx },
-    { OSSL_FUNC_KEYEXCH_DUPCTX, (ksp_fn) exch_dupctx },
+    { OSSL_FUNC_KEYEXCH_FREECTX, (ksp_fn) op_freectx },
+    { OSSL_FUNC_KEYEXCH_DUPCTX, (ksp_fn) op_dupctx },
     OSSL_DISPATCH_END
 };
 
@@ -648,52 +652,10 @@ const OSSL_ALGORITHM ksp_keyexchs[] = {
 
 /* ---- X25519MLKEM768 KEM -------------------------------------------------- */
 
-struct kem_ctx {
-    struct ksp_provctx  *pc;
-    struct key          *key;
-    int                  marked;
-};
-
-static void *
-kem_newctx(void *provctx)
-{
-    struct kem_ctx *c = calloc(1, sizeof(*c));
-
-    if (c != NULL) {
-        c->pc = provctx;
-    }
-    return c;
-}
-
-static void
-kem_freectx(void *vctx)
-{
-    struct kem_ctx *c = vctx;
-
-    if (c != NULL) {
-        key_free(c->key);
-        free(c);
-    }
-}
-
-static void *
-kem_dupctx(void *vctx)
-{
-    struct kem_ctx *src = vctx, *c = malloc(sizeof(*c));
-
-    if (c != NULL) {
-        *c = *src;
-        if (c->key != NULL) {
-            key_up(c->key);
-        }
-    }
-    return c;
-}
-
 static int
 kem_init(void *vctx, void *vkey, const OSSL_PARAM params[])
 {
-    struct kem_ctx *c = vctx;
+    struct op_ctx *c = vctx;
     struct key *k = vkey;
     int m = marked_secret(c->pc, params);
 
@@ -710,7 +672,7 @@ static int
 kem_encapsulate(void *vctx, unsigned char *out, size_t *outlen,
     unsigned char *secret, size_t *secretlen)
 {
-    struct kem_ctx *c = vctx;
+    struct op_ctx *c = vctx;
     const struct group *g;
     struct ks_args_kem_encap a;
     size_t written = 0;
@@ -764,7 +726,7 @@ static int
 kem_decapsulate(void *vctx, unsigned char *out, size_t *outlen,
     const unsigned char *in, size_t inlen)
 {
-    struct kem_ctx *c = vctx;
+    struct op_ctx *c = vctx;
     const struct group *g;
     struct ks_args_kem_decap a;
 
@@ -819,13 +781,13 @@ kem_settable_ctx_params(void *vctx, void *provctx)
 }
 
 static const OSSL_DISPATCH x25519mlkem768_kem_functions[] = {
-    { OSSL_FUNC_KEM_NEWCTX, (ksp_fn) kem_newctx },
+    { OSSL_FUNC_KEM_NEWCTX, (ksp_fn) op_newctx },
     { OSSL_FUNC_KEM_ENCAPSULATE_INIT, (ksp_fn) kem_init },
     { OSSL_FUNC_KEM_ENCAPSULATE, (ksp_fn) kem_encapsulate },
     { OSSL_FUNC_KEM_DECAPSULATE_INIT, (ksp_fn) kem_init },
     { OSSL_FUNC_KEM_DECAPSULATE, (ksp_fn) kem_decapsulate },
-    { OSSL_FUNC_KEM_FREECTX, (ksp_fn) kem_freectx },
-    { OSSL_FUNC_KEM_DUPCTX, (ksp_fn) kem_dupctx },
+    { OSSL_FUNC_KEM_FREECTX, (ksp_fn) op_freectx },
+    { OSSL_FUNC_KEM_DUPCTX, (ksp_fn) op_dupctx },
     { OSSL_FUNC_KEM_SET_CTX_PARAMS, (ksp_fn) kem_set_ctx_params },
     { OSSL_FUNC_KEM_SETTABLE_CTX_PARAMS, (ksp_fn) kem_settable_ctx_params },
     OSSL_DISPATCH_END
