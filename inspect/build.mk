@@ -31,7 +31,7 @@ $(INSPECT_UNIT_TESTS): $(BUILD)/lib/libinspect.a \
 	$(BUILD)/obj/tests/unit/inspect_fixtures.o
 $(INSPECT_UNIT_TESTS): UNIT_LDLIBS = $(INSPECT_LDLIBS)
 
-$(BUILD)/obj/tests/unit/inspect_fixtures.o: tests/unit/inspect_fixtures.S
+$(BUILD)/obj/tests/unit/inspect_fixtures.o: tests/unit/inspect_fixtures.S 		tests/unit/inspect_run_blocks.inc
 	mkdir -p $(@D)
 	$(CC) -c -o $@ $<
 
@@ -49,3 +49,13 @@ $(BUILD)/tests/unit/test_rewrite: $(BUILD)/lib/libinspect.a \
 $(BUILD)/tests/unit/test_rewrite: UNIT_LDLIBS = -L$(LIB_DIR) -lkeystore-test \
 	-Wl,-rpath,$(LIB_DIR) -L$(abspath $(BUILD))/tests/unit -lrewrite_lazy \
 	-Wl,-rpath,$(abspath $(BUILD))/tests/unit $(INSPECT_LDLIBS) -Wl,-z,lazy
+
+# The other classes under MPK (tests/unit/test_rewrite_classes.c, an MPK
+# test: MPK_UNIT_TESTS in tests/build.mk): against the keystore's test
+# library, libinspect.a and the fixtures (every class in its own .text).
+$(BUILD)/obj/tests/unit/test_rewrite_classes.o: CFLAGS_PROJECT += -DKS_TEST_OPS
+$(BUILD)/tests/unit/test_rewrite_classes: $(BUILD)/lib/libinspect.a \
+	$(BUILD)/lib/libkeystore-test.so \
+	$(BUILD)/obj/tests/unit/inspect_fixtures.o
+$(BUILD)/tests/unit/test_rewrite_classes: UNIT_LDLIBS = -L$(LIB_DIR) \
+	-lkeystore-test -Wl,-rpath,$(LIB_DIR) $(INSPECT_LDLIBS)

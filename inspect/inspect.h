@@ -4,9 +4,9 @@
  * XRSTOR family (0F AE /5 and 0F C7 /3 with a memory operand), at every
  * byte offset.  Each occurrence is classified with Zydis and judged by one
  * policy: it is safe only if it is a real instruction at a registered gate
- * site, or at a rewritten site: the checked copy that the rewriter
- * (inspect_rewrite_process) made of an unsafe real instruction.  See
- * inspect/README.md.
+ * site, or at a rewritten site: a checked copy that the rewriter
+ * (inspect_rewrite_process, inspect_rewrite_file) made of an unsafe real
+ * instruction.  See inspect/README.md.
  *
  * Runs in U: at worker startup (inspect_process) before lockdown, and
  * offline in the mpk-inspect CLI (inspect_file).  Not thread-safe: the gate
@@ -121,37 +121,57 @@ void inspect_gate_reset(void);
 #define INSPECT_KS_GATE_ENTER "ks_gate_enter_wrpkru"
 #define INSPECT_KS_GATE_LEAVE "ks_gate_leave_wrpkru"
 
-/* ---- rewriting (ERIM's dynamic rewriting, inspect_rewrite.c) ----------- */
+/* ---- rewriting (ERIM's rewriting rules: inspect_rewrite*.c) ------------- */
 
-/* One rewritten site.  The original instruction (and the whole
- * instructions after it, up to 5 bytes or more) became `jmp rel32` to a
- * trampoline near it, which runs the same instructions, checks after the
- * PKRU-writing one that PKRU still denies the keystore's key (else it
- * writes a line to fd 2 and calls exit_group(70)), and jumps back to
- * site + span. */
+/* Which of ERIM's rules a rewrite used (struct inspect_rewrite.rules). */
+#define INSPECT_RULE_CHECK        0x01u /* a PKRU write, copied and checked */
+#define INSPECT_RULE_RELOCATE     0x02u /* instructions moved to the trampoline */
+#define INSPECT_RULE_NOP          0x04u /* a NOP between two of them */
+#define INSPECT_RULE_SUBSTITUTE   0x08u /* a register swapped for a free one */
+#define INSPECT_RULE_SPLIT_IMM    0x10u /* mov $imm: mov $a; lea b(r) */
+#define INSPECT_RULE_MOVE_DISP    0x20u /* disp: part of it moved into the base */
+#define INSPECT_RULE_SCRATCH_IMM  0x40u /* the immediate through a saved register */
+#define INSPECT_RULE_SCRATCH_DISP 0x80u /* the address through a saved register */
+
+/* One rewritten site.  The instruction that holds the sequence (the real
+ * PKRU write, or the instruction a sequence lies in or starts in), with
+ * whole instructions around it up to 5 bytes or more (the span), became
+ * `jmp rel32` to a trampoline near it.  The trampoline does what the span
+ * did: each PKRU-writing instruction is copied and followed by a check
+ * that PKRU still denies the keystore's key (else it writes a line to
+ * fd 2 and calls exit_group(70)); every other instruction is copied, or
+ * replaced by an equivalent sequence without the bytes; then it jumps back
+ * to the end of the span.  Nothing in the span or the trampoline holds a
+ * WRPKRU/XRSTOR sequence but the checked copies. */
 struct inspect_rewrite {
     uint64_t site;                  /* the instruction's first byte */
     uint8_t span;                   /* bytes overwritten: jmp, then int3 */
     enum inspect_kind kind;
+    enum inspect_class cls;
     uint64_t trampoline;            /* its first byte */
     uint32_t trampoline_len;
     uint64_t checked_site;          /* the copy of the PKRU-writing
                                        instruction: a "rewritten site",
-                                       safe by the second rule */
+                                       safe by the second rule; 0 if the
+                                       span writes no PKRU */
     uint64_t file_offset;           /* of site; INSPECT_NONE if none */
     char object[256];
     char symbol[128];               /* "" if none is known */
     uint64_t symbol_offset;
+    uint64_t span_start;            /* where the jmp is (<= site) */
+    uint32_t rules;                 /* INSPECT_RULE_* used */
 };
 
 /*
- * Scan the process, rewrite every unsafe site of class real (WRPKRU,
- * XRSTOR, XRSTOR64, XRSTORS) into the checked form for protection key
- * pkey, register the checked copies as rewritten sites, and scan again
- * into *report (report->rewritten: how many were rewritten).  Register the
- * gate sites first (inspect_gate_add_keystore): a gate's WRPKRU must not
- * be rewritten.  Call single-threaded, before lockdown: code is patched
- * through /proc/self/mem.  Sites of the other classes are not rewritten.
+ * Scan the process, rewrite every unsafe site, of every class, into the
+ * checked or equivalent form for protection key pkey, register the
+ * checked copies as rewritten sites, and scan again into *report
+ * (report->rewritten: how many were rewritten).  Register the gate sites
+ * first (inspect_gate_add_keystore): a gate's WRPKRU must not be
+ * rewritten.  Call single-threaded, before lockdown: code is patched
+ * through /proc/self/mem.  Sets the checked-form key (inspect_set_pkey) to
+ * pkey.  A site that cannot be rewritten safely is left as it is, so the
+ * final scan is not clean.
  *
  * 0 only if the final scan is clean.  -1 otherwise: errno EINVAL (pkey
  * not in 1..15), ENOTSUP (the CPU or kernel has no OSPKE: RDPKRU would
@@ -160,6 +180,28 @@ struct inspect_rewrite {
  * and each refusal is logged once (inspect_set_log).
  */
 int inspect_rewrite_process(int pkey, struct inspect_report *report);
+
+/*
+ * ERIM's static rewriting: the ELF executable or shared object at in,
+ * with every unsafe site rewritten by the same rules, written to out.
+ * The trampolines go into a new executable PT_LOAD segment at the end of
+ * the address space and of the file (a PT_NOTE program header becomes
+ * it), described by a section .mpk_tramp; the checks are for protection
+ * key pkey.  The output is then inspected (inspect_file, with pkey as the
+ * checked-form key) into *report.  0 only if every site was rewritten and
+ * that scan is clean; else -1 (errno EPERM: a site could not be rewritten
+ * or something unsafe is left, out is not written; ENOEXEC: not an
+ * executable or shared object this can handle; EINVAL: bad pkey; other:
+ * I/O).  See inspect/README.md, "Static rewriting", for the limits.
+ */
+int inspect_rewrite_file(const char *in, const char *out, int pkey,
+                         struct inspect_report *report);
+
+/* The key that checked forms protect.  A real PKRU write immediately
+ * followed by the rewriter's check for this key (ERIM's second safe form),
+ * whose failure path ends in the abort stub, is safe in inspect_file and
+ * inspect_process as well.  0 (the default): none is. */
+void inspect_set_pkey(int pkey);
 
 /* Every site rewritten in this process so far (in the order done). */
 const struct inspect_rewrite *inspect_rewrites(size_t *n);

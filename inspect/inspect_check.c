@@ -154,22 +154,72 @@ check_rdpkru_tail(struct emit *e)
     PUT(e, 0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0);  /* lea 0x80(%rsp),%rsp */
 }
 
-size_t
-insp_emit_check(enum inspect_kind kind, int pkey, uint8_t *out, uint64_t at,
-                uint64_t msg, uint32_t msglen, uint64_t abort_stub)
+/* The check, and where its fail block (put_fail) starts in it. */
+static size_t
+emit_check(enum inspect_kind kind, int pkey, uint8_t *out, uint64_t at,
+           uint64_t msg, uint32_t msglen, uint64_t abort_stub,
+           size_t *fail_off)
 {
     struct emit e = { out, 0, at, true };
     if (pkey < 1 || pkey > 15)
         return 0;
     if (kind == INSPECT_WRPKRU) {
         check_wrpkru(&e, pkey);
+        *fail_off = e.n;
         put_fail(&e, msg, msglen, abort_stub);
     } else {
         check_rdpkru_head(&e, pkey);
+        *fail_off = e.n;
         put_fail(&e, msg, msglen, abort_stub);
         check_rdpkru_tail(&e);
     }
     return e.ok ? e.n : 0;
+}
+
+size_t
+insp_emit_check(enum inspect_kind kind, int pkey, uint8_t *out, uint64_t at,
+                uint64_t msg, uint32_t msglen, uint64_t abort_stub)
+{
+    size_t fail_off;
+    return emit_check(kind, pkey, out, at, msg, msglen, abort_stub,
+                      &fail_off);
+}
+
+/*
+ * ERIM's second safe form, by its bytes: the instruction that ends at
+ * insn_end is followed at once by exactly the check for pkey, and the
+ * check's failure path (lea line(%rip),%rsi; mov $len,%edx; jmp stub)
+ * goes to an abort stub (write; exit_group(70); ud2) in the same region.
+ * The line and its length are free: they only say what is written.  The
+ * positions may be addresses or file offsets: the rel32s are the same
+ * when the check and the stub lie in one segment, which the region is.
+ */
+bool
+insp_checked_form(const struct insp_region *r, uint64_t insn_end,
+                  enum inspect_kind kind, int pkey)
+{
+    uint8_t want[INSP_CHECK_MAX], stub[INSP_ABORT_LEN];
+    size_t fail_off;
+    size_t n = emit_check(kind, pkey, want, insn_end, insn_end, 0, insn_end,
+                          &fail_off);
+    if (n == 0 || insn_end < r->base || insn_end - r->base > r->len
+        || r->len - (insn_end - r->base) < n)
+        return false;
+    const uint8_t *have = r->bytes + (insn_end - r->base);
+    size_t tail = fail_off + FAIL_LEN;
+    if (memcmp(have, want, fail_off) != 0
+        || memcmp(have + tail, want + tail, n - tail) != 0
+        || memcmp(have + fail_off, want + fail_off, 3) != 0     /* lea */
+        || have[fail_off + 7] != want[fail_off + 7]             /* mov */
+        || have[fail_off + 12] != want[fail_off + 12])          /* jmp */
+        return false;
+    int32_t rel;
+    memcpy(&rel, have + fail_off + 13, 4);
+    uint64_t target = insn_end + tail + (uint64_t) (int64_t) rel;
+    insp_emit_abort(stub);
+    return target >= r->base && target - r->base <= r->len
+        && r->len - (target - r->base) >= INSP_ABORT_LEN
+        && memcmp(r->bytes + (target - r->base), stub, INSP_ABORT_LEN) == 0;
 }
 
 size_t

@@ -174,6 +174,7 @@ struct file_ctx {
     const char *name;
     struct insp_elf *elf;
     struct inspect_report *report;
+    const struct insp_region *r;
 };
 
 static int
@@ -188,9 +189,11 @@ on_file_hit(void *ctx, const struct insp_raw_hit *raw)
     };
     insp_copy_name(hit.object, sizeof(hit.object), f->name);
     insp_hit_describe(&hit, f->elf, raw->pos);
+    uint64_t insn = raw->pos - raw->insn_back;
     hit.safe = raw->cls == INSPECT_REAL
-            && insp_gate_is_site(f->name, f->elf, raw->pos - raw->insn_back,
-                                 INSPECT_NONE);
+            && (insp_gate_is_site(f->name, f->elf, insn, INSPECT_NONE)
+                || insp_checked_form(f->r, insn + raw->insn_len, raw->kind,
+                                     insp_checked_pkey()));
     return insp_report_add(f->report, &hit);
 }
 
@@ -210,9 +213,10 @@ insp_inspect_image(const char *name, const uint8_t *image, size_t size,
         errno = ENOMEM;
         return -1;
     }
-    struct file_ctx ctx = { name, &elf, report };
+    struct file_ctx ctx = { name, &elf, report, NULL };
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
+        ctx.r = &r[i];
         report->mappings++;
         report->pages += (r[i].len + INSPECT_PAGE_SIZE - 1) / INSPECT_PAGE_SIZE;
         if (rc == 0 && insp_scan_region(&r[i], on_file_hit, &ctx) != 0) {

@@ -9,7 +9,9 @@
  * the copy in its trampoline, together with the trampoline's bytes as it
  * wrote them; the site counts as safe only while those bytes are still
  * there, so a trampoline changed afterwards (or memory reused at the same
- * address) is unsafe again.
+ * address) is unsafe again.  The same form is also recognised by its
+ * bytes alone (insp_checked_form, for the key set by inspect_set_pkey):
+ * that is how a statically rewritten file, or its mapping, is judged.
  *
  * Sites are registered by address (a running process) or by symbol name in
  * a named object (also works offline, and for hidden labels such as the
@@ -100,6 +102,20 @@ insp_gate_is_site(const char *object, const struct insp_elf *elf,
                 return true;
     }
     return false;
+}
+
+static int checked_pkey;
+
+void
+inspect_set_pkey(int pkey)
+{
+    checked_pkey = pkey >= 1 && pkey <= 15 ? pkey : 0;
+}
+
+int
+insp_checked_pkey(void)
+{
+    return checked_pkey;
 }
 
 struct rewritten {

@@ -189,6 +189,15 @@ bool insp_rewritten_is_site(uint64_t insn_addr, const struct insp_region *r);
 int insp_rewritten_add(uint64_t site, uint64_t tramp, const uint8_t *bytes,
                        size_t len);
 
+/* The key of checked forms (inspect_set_pkey); 0 if none. */
+int insp_checked_pkey(void);
+/* Is the PKRU write of kind that ends at insn_end in region r followed at
+ * once by the rewriter's check for pkey, whose failure jumps to an abort
+ * stub in r?  ERIM's second safe form, recognised by its bytes
+ * (inspect_check.c); false if pkey is 0. */
+bool insp_checked_form(const struct insp_region *r, uint64_t insn_end,
+                       enum inspect_kind kind, int pkey);
+
 /* ---- process (inspect_process.c) ---------------------------------------- */
 
 /* inspect_process, with hook called for each hit before it is added to

@@ -22,7 +22,7 @@
  *
  * The rewriter scans through insp_process_scan, whose hook sees each hit
  * with the region around it; a real instruction is also safe at a
- * rewritten site (inspect_gates.c).
+ * rewritten site, or followed by the check (inspect_gates.c).
  *
  * [vsyscall] is not searched unless it is readable: its bytes never run
  * (the kernel emulates the three legacy calls when the page faults, in
@@ -250,7 +250,9 @@ on_process_hit(void *ctx, const struct insp_raw_hit *raw)
     uint64_t insn_addr = raw->pos - raw->insn_back;
     hit.safe = raw->cls == INSPECT_REAL
             && (insp_gate_is_site(s->object, s->elf, insn_off, insn_addr)
-                || insp_rewritten_is_site(insn_addr, hc->r));
+                || insp_rewritten_is_site(insn_addr, hc->r)
+                || insp_checked_form(hc->r, insn_addr + raw->insn_len,
+                                     raw->kind, insp_checked_pkey()));
     if (hc->hook && hc->hook(hc->hook_ctx, &hit, hc->r) != 0)
         return -1;
     return insp_report_add(report, &hit);

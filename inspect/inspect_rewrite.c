@@ -1,21 +1,24 @@
 /*
  * inspect_rewrite.c — ERIM's dynamic rewriting: inspect_rewrite_process.
  *
- *   1. scan the process; for each unsafe hit of class real, plan: choose
- *      the span (inspect_span.c) and build its trampoline in a read-write
- *      page near it (inspect_tramp.c).  Nothing runnable changes yet.
+ *   1. scan the process; for each unsafe hit, plan: the instruction to
+ *      rewrite (a real PKRU write, or the instruction the sequence lies in
+ *      or starts in), its span (inspect_span.c), and the trampoline in a
+ *      read-write page near it (inspect_tramp.c): each PKRU write copied
+ *      and checked, each other instruction moved or replaced by an
+ *      equivalent one without the bytes (inspect_xform.c), NOPs between
+ *      instructions whose bytes would meet into a sequence.  Nothing
+ *      runnable changes yet.
  *   2. commit: trampoline pages become r-x (data pages r--), their
  *      checked copies are registered as rewritten sites, and each span is
  *      overwritten with its jump through /proc/self/mem (inspect_patch.c).
  *   3. scan again, into the caller's report: 0 only if it is clean.
  *
- * Hits of the other classes (spanning, inside an instruction, outside
- * code) are not rewritten: they need ERIM's static rules (replace the
- * holding instruction by an equivalent sequence, move code), which are
- * not here yet.  They stay unsafe, so the final scan is not clean and the
- * caller fails closed.  The extension point is plan_hook below: it sees
- * each hit with its class, fields and holding instruction, and the region
- * around it.
+ * A site that no rule rewrites safely (a call or PUSH $imm whose bytes
+ * hold the sequence, data in code, a span a branch lands in, ...) is left
+ * as it is and logged: the final scan is not clean and the caller fails
+ * closed.  The same planning serves the static rewriter
+ * (inspect_static.c), through insp_rewriter_plan_hit.
  *
  * XRSTORS faults (#GP) at CPL 3, so it is no gadget in U; a real one is
  * still rewritten like XRSTOR, so that no rule depends on that CPU fact
@@ -65,14 +68,21 @@ inspect_rewrites(size_t *n)
     return done;
 }
 
-/* "WRPKRU at 0x7f..352 (libc.so.6+0x109352 pkey_set+0x32)" */
-static void
-describe(const struct inspect_rewrite *w, char *buf, size_t size)
+/* "WRPKRU at 0x7f..352 (libc.so.6+0x109352 pkey_set+0x32)", with the
+ * class when it is not a real instruction */
+void
+insp_rewrite_describe(const struct inspect_rewrite *w, char *buf,
+                      size_t size)
 {
     const char *slash = strrchr(w->object, '/');
     const char *base = slash ? slash + 1 : w->object;
-    int n = snprintf(buf, size, "%s at %#llx (%s", inspect_kind_name(w->kind),
-                     (unsigned long long) w->site, base);
+    int n = snprintf(buf, size, "%s", inspect_kind_name(w->kind));
+    if (n > 0 && (size_t) n < size && w->cls != INSPECT_REAL)
+        n += snprintf(buf + n, size - (size_t) n, " (%s)",
+                      inspect_class_name(w->cls));
+    if (n > 0 && (size_t) n < size)
+        n += snprintf(buf + n, size - (size_t) n, " at %#llx (%s",
+                      (unsigned long long) w->site, base);
     if (n > 0 && (size_t) n < size && w->file_offset != INSPECT_NONE)
         n += snprintf(buf + n, size - (size_t) n, "+%#llx",
                       (unsigned long long) w->file_offset);
@@ -81,6 +91,26 @@ describe(const struct inspect_rewrite *w, char *buf, size_t size)
                       (unsigned long long) w->symbol_offset);
     if (n > 0 && (size_t) n < size)
         snprintf(buf + n, size - (size_t) n, ")");
+}
+
+void
+insp_rules_string(uint32_t rules, char *buf, size_t size)
+{
+    static const char *const names[] = {
+        "checked copy", "relocated", "NOP inserted", "register substituted",
+        "immediate split", "displacement moved into the base",
+        "immediate through a saved register",
+        "address through a saved register",
+    };
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned k = 0; k < sizeof(names) / sizeof(*names); k++)
+        if (rules & (1u << k) && n < size) {
+            int m = snprintf(buf + n, size - n, "%s%s", n ? ", " : "",
+                             names[k]);
+            if (m > 0)
+                n += (size_t) m;
+        }
 }
 
 void
@@ -103,10 +133,12 @@ int
 insp_rewriter_plan(struct insp_rewriter *w, const struct insp_region *r,
                    uint64_t site, const struct inspect_rewrite *info)
 {
+    uint64_t floor = 0;
     if (w->nplan) {
         const struct insp_span *last = &w->plan[w->nplan - 1].span;
         if (site >= last->site && site < last->site + last->len)
             return 1;
+        floor = last->site + last->len;
     }
     if (w->nplan == w->capplan) {
         size_t ncap = w->capplan ? w->capplan * 2 : 8;
@@ -120,8 +152,8 @@ insp_rewriter_plan(struct insp_rewriter *w, const struct insp_region *r,
     pl->info = *info;
     pl->info.site = site;
     char what[512], why[256];
-    describe(&pl->info, what, sizeof(what));
-    if (insp_span_plan(r, site, &pl->span, why, sizeof(why)) != 0
+    insp_rewrite_describe(&pl->info, what, sizeof(what));
+    if (insp_span_plan(r, site, floor, &pl->span, why, sizeof(why)) != 0
         || insp_tramp_build(&w->pool, &pl->span, what, &pl->tramp, why,
                             sizeof(why)) != 0) {
         insp_log("mpk-inspect: cannot rewrite %s: %s", what, why);
@@ -129,11 +161,52 @@ insp_rewriter_plan(struct insp_rewriter *w, const struct insp_region *r,
         return -1;
     }
     pl->info.span = pl->span.len;
+    pl->info.span_start = pl->span.site;
     pl->info.trampoline = pl->tramp.addr;
     pl->info.trampoline_len = pl->tramp.len;
-    pl->info.checked_site = pl->tramp.sites[0];
+    pl->info.checked_site = pl->tramp.nsites ? pl->tramp.sites[0] : 0;
+    pl->info.rules = pl->tramp.rules;
     w->nplan++;
     return 0;
+}
+
+int
+insp_rewriter_plan_hit(struct insp_rewriter *w, const struct insp_region *r,
+                       const struct inspect_hit *hit)
+{
+    if (hit->safe)
+        return 0;
+    struct inspect_rewrite info = {
+        .kind = hit->kind,
+        .cls = hit->cls,
+        .file_offset = hit->file_offset,
+        .symbol_offset = hit->symbol_offset,
+    };
+    insp_copy_name(info.object, sizeof(info.object), hit->object);
+    insp_copy_name(info.symbol, sizeof(info.symbol), hit->symbol);
+    /* the instruction to rewrite: the one that holds the 0F byte; for a
+     * sequence whose 0F is in no instruction (data, padding, bytes cut off
+     * by a function start), the first instruction that holds one of its
+     * other bytes (rewriting it breaks the sequence) */
+    uint64_t insn = hit->addr - hit->insn_back;
+    if (hit->cls == INSPECT_OUTSIDE_CODE
+        && insp_insn_holding(r, hit->addr + 1, hit->addr + 3, &insn) != 0) {
+        char what[512];
+        info.site = hit->addr;
+        insp_rewrite_describe(&info, what, sizeof(what));
+        insp_log("mpk-inspect: cannot rewrite %s: no instruction holds its "
+                 "bytes", what);
+        w->refused++;
+        return -1;
+    }
+    uint64_t back = hit->addr - insn;       /* may wrap: offsets subtract */
+    if (info.file_offset != INSPECT_NONE)
+        info.file_offset -= back;
+    if (back <= info.symbol_offset)
+        info.symbol_offset -= back;
+    else
+        info.symbol[0] = '\0';     /* the instruction starts before it */
+    return insp_rewriter_plan(w, r, insn, &info);
 }
 
 static int
@@ -172,7 +245,7 @@ insp_rewriter_commit(struct insp_rewriter *w)
     for (size_t i = 0; i < w->nplan; i++) {
         const struct insp_plan *pl = &w->plan[i];
         char what[512];
-        describe(&pl->info, what, sizeof(what));
+        insp_rewrite_describe(&pl->info, what, sizeof(what));
         if (insp_text_write(pl->span.site, pl->tramp.patch, pl->span.len)
             != 0) {
             int saved = errno;
@@ -185,33 +258,33 @@ insp_rewriter_commit(struct insp_rewriter *w)
             errno = ENOMEM;
             return -1;
         }
-        insp_log("mpk-inspect: rewrote %s: %u bytes -> trampoline %#llx "
-                 "(%u bytes, checked copy at %#llx)", what, pl->span.len,
-                 (unsigned long long) pl->tramp.addr, pl->tramp.len,
-                 (unsigned long long) pl->tramp.sites[0]);
+        char rules[256], from[64] = "";
+        insp_rules_string(pl->tramp.rules & ~INSPECT_RULE_CHECK, rules,
+                          sizeof(rules));
+        if (pl->span.site != pl->info.site)
+            snprintf(from, sizeof(from), " from %#llx",
+                     (unsigned long long) pl->span.site);
+        if (pl->tramp.nsites)
+            insp_log("mpk-inspect: rewrote %s: %u bytes%s -> trampoline "
+                     "%#llx (%u bytes, checked copy at %#llx%s%s)", what,
+                     pl->span.len, from, (unsigned long long) pl->tramp.addr,
+                     pl->tramp.len, (unsigned long long) pl->tramp.sites[0],
+                     rules[0] ? "; " : "", rules);
+        else
+            insp_log("mpk-inspect: rewrote %s: %u bytes%s -> trampoline "
+                     "%#llx (%u bytes; %s)", what, pl->span.len, from,
+                     (unsigned long long) pl->tramp.addr, pl->tramp.len,
+                     rules);
         n++;
     }
     return n;
 }
 
-/* The scan's hook: plan each unsafe real site.  Other classes are where
- * ERIM's static rules would go. */
+/* The scan's hook: plan each unsafe site, whatever its class. */
 static int
 plan_hook(void *ctx, struct inspect_hit *hit, const struct insp_region *r)
 {
-    struct insp_rewriter *w = ctx;
-    if (hit->safe || hit->cls != INSPECT_REAL)
-        return 0;
-    struct inspect_rewrite info = {
-        .kind = hit->kind,
-        .file_offset = hit->file_offset == INSPECT_NONE
-                     ? INSPECT_NONE : hit->file_offset - hit->insn_back,
-        .symbol_offset = hit->symbol_offset - hit->insn_back,
-    };
-    insp_copy_name(info.object, sizeof(info.object), hit->object);
-    insp_copy_name(info.symbol, sizeof(info.symbol), hit->symbol);
-    return insp_rewriter_plan(w, r, hit->addr - hit->insn_back, &info) == -2
-         ? -1 : 0;
+    return insp_rewriter_plan_hit(ctx, r, hit) == -2 ? -1 : 0;
 }
 
 static bool
@@ -232,8 +305,7 @@ log_unsafe(const struct inspect_report *r)
                  inspect_kind_name(h->kind), inspect_class_name(h->cls),
                  (unsigned long long) h->addr, h->object,
                  h->symbol[0] ? " " : "", h->symbol,
-                 h->cls == INSPECT_REAL ? "not rewritten"
-                 : "only real instructions are rewritten");
+                 "not rewritten");
     }
     if (r->uninspected_pages)
         insp_log("mpk-inspect: %zu executable pages could not be read",
@@ -251,6 +323,7 @@ inspect_rewrite_process(int pkey, struct inspect_report *report)
         errno = ENOTSUP;                /* the check's RDPKRU would #UD */
         return -1;
     }
+    inspect_set_pkey(pkey);
     struct insp_rewriter w;
     insp_rewriter_init(&w, pkey);
     struct inspect_report first = { 0 };

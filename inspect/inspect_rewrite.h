@@ -1,13 +1,16 @@
 /*
- * inspect_rewrite.h — the pieces of the dynamic rewriter (ERIM's run-time
- * rewriting), shared by inspect_rewrite.c and the unit tests.
+ * inspect_rewrite.h — the pieces of the rewriter (ERIM's run-time and
+ * static rewriting), shared by inspect_rewrite*.c and the unit tests.
  *
  *   span     which whole instructions at a site the 5-byte jump replaces,
  *            and whether that is safe (no branch lands inside)
- *   tramp    trampoline pages near the site, the checked copy of the span,
- *            the check itself
+ *   tramp    trampoline pages near the site (or an arena: static), the
+ *            checked or equivalent copy of the span, the check itself
+ *   reloc    one instruction moved, as it is
+ *   xform    one instruction made free of the byte sequences
  *   patch    writing into r-x text without making it writable
  *   rewriter plans (one per site), then commits them all
+ *   static   the same into a new segment of an ELF file
  */
 #ifndef MPKTLS_INSPECT_REWRITE_H
 #define MPKTLS_INSPECT_REWRITE_H
@@ -19,12 +22,13 @@
 #include "inspect_internal.h"
 
 #define INSP_JMP_LEN 5              /* e9 rel32 */
-#define INSP_SPAN_MAX 24            /* a <5-byte first insn + one of <=15 */
+#define INSP_SPAN_MAX 24            /* < 5 bytes + one insn of <= 15, or one
+                                       of <= 15 + < 5 bytes after it */
 
 /* ---- span (inspect_span.c) ---------------------------------------------- */
 
 struct insp_span {
-    uint64_t site;                  /* the PKRU-writing instruction */
+    uint64_t site;                  /* its first byte: where the jmp goes */
     uint8_t len;                    /* bytes replaced, >= INSP_JMP_LEN */
     uint8_t ninsn;
     uint8_t insn_off[INSP_SPAN_MAX];  /* instruction starts, from site */
@@ -35,22 +39,35 @@ struct insp_span {
     uint8_t nbefore, nafter;
 };
 
-/* The span at site, a real instruction in region r (prepared).  0, or -1
- * with the reason in why (fail closed: the site stays unsafe). */
 /* Why a site cannot be rewritten, formatted into why: returns -1. */
 int insp_refuse(char *why, size_t whylen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-int insp_span_plan(const struct insp_region *r, uint64_t site,
+/* The span around the instruction that starts at insn in region r
+ * (prepared): insn and the whole instructions after it until there are 5
+ * bytes or more; where a function start or the end of the code comes
+ * first, whole instructions before insn too, never below floor (the end
+ * of the span planned before, or 0).  0, or -1 with the reason in why
+ * (fail closed: the site stays unsafe). */
+int insp_span_plan(const struct insp_region *r, uint64_t insn, uint64_t floor,
                    struct insp_span *s, char *why, size_t whylen);
+
+/* The first instruction (of the sweep from the anchor before it, as the
+ * classifier decodes) that holds a byte in [lo, hi): its start in *start.
+ * 0, or -1 if no decoded instruction does. */
+int insp_insn_holding(const struct insp_region *r, uint64_t lo, uint64_t hi,
+                      uint64_t *start);
 
 /* ---- trampolines (inspect_tramp.c) -------------------------------------- */
 
-/* Trampoline pages: a code page (r-x once sealed) and, right after it, a
- * data page (r--) with the abort lines.  Written while both are r--/rw-,
- * never writable and executable at once. */
+/* Trampoline space: code (r-x once sealed) and, after it, data (r--) with
+ * the abort lines.  Written while not executable, never writable and
+ * executable at once.  In memory: a page of each, mapped near the sites.
+ * Static (arena): one area of each, in a buffer that becomes a new segment
+ * of the output file at vaddr code. */
 struct insp_tramp_page {
-    uint64_t code;                  /* page address; data at code + 4096 */
+    uint64_t code;                  /* runtime address; data follows */
+    uint32_t code_size, data_size;
     uint32_t used, data_used;
     bool sealed;
 };
@@ -59,25 +76,37 @@ struct insp_tramp_pool {
     int pkey;
     struct insp_tramp_page *page;
     size_t npage, cappage;
+    uint8_t *arena;                 /* static mode: the buffer, at vaddr
+                                       page[0].code; NULL in memory */
+    size_t arena_len;
 };
+
+#define INSP_TRAMP_MAX 384          /* one trampoline's bytes */
 
 struct insp_tramp {
     uint64_t addr;                  /* first byte */
     uint32_t len;
     uint64_t sites[INSP_SPAN_MAX];  /* copies of PKRU-writing insns in it */
     size_t nsites;
+    uint32_t rules;                 /* INSPECT_RULE_* */
     uint8_t patch[INSP_SPAN_MAX];   /* what replaces the span */
 };
 
 void insp_tramp_pool_init(struct insp_tramp_pool *p, int pkey);
-/* Build the checked copy of span s in a page within reach of it; what
- * names the site in the abort line.  0, or -1 with why. */
+/* Static mode: code_size bytes of code, then data_size of abort lines, to
+ * be loaded at vaddr (page-aligned sizes).  0, or -1 (no memory). */
+int insp_tramp_pool_arena(struct insp_tramp_pool *p, uint64_t vaddr,
+                          uint32_t code_size, uint32_t data_size);
+/* Build the checked or equivalent copy of span s in space within reach of
+ * it; what names the site in the abort line.  0, or -1 with why. */
 int insp_tramp_build(struct insp_tramp_pool *p, const struct insp_span *s,
                      const char *what, struct insp_tramp *t, char *why,
                      size_t whylen);
-/* Code pages r-x, data pages r--.  0, or -1 (errno from mprotect). */
+/* In memory: code pages r-x, data pages r--.  0, or -1 (errno from
+ * mprotect).  Static: nothing to do. */
 int insp_tramp_seal(struct insp_tramp_pool *p);
-/* Forgets the pages (they stay mapped: rewritten code jumps into them). */
+/* Forgets the pages (they stay mapped: rewritten code jumps into them);
+ * frees the arena. */
 void insp_tramp_pool_free(struct insp_tramp_pool *p);
 
 /* The check that follows an instruction of kind, for protection key pkey,
@@ -93,7 +122,6 @@ size_t insp_emit_check(enum inspect_kind kind, int pkey, uint8_t *out,
 /* write(2, rsi, edx); exit_group(70); ud2.  Its length (INSP_ABORT_LEN). */
 #define INSP_ABORT_LEN 26
 size_t insp_emit_abort(uint8_t *out);
-
 /* Does a sequence (any kind) overlap [lo, hi) of b[0, len)?  Positions
  * are offsets into b; b holds the context around the range. */
 bool insp_bytes_have_sequence(const uint8_t *b, size_t len, size_t lo,
@@ -114,6 +142,22 @@ size_t insp_relocate(const uint8_t *b, size_t len, uint64_t old_ip,
  * (and its length in *len, 0 if it does not decode). */
 int insp_insn_pkru_kind(const uint8_t *b, size_t avail, size_t *len);
 
+/* ---- equivalent forms (inspect_xform.c) --------------------------------- */
+
+/* The most a transformed instruction takes. */
+#define INSP_XFORM_MAX 80
+
+/* The instruction b (len bytes, running at old_ip) for new_ip, with no
+ * WRPKRU/XRSTOR sequence inside its own bytes: relocated as it is if that
+ * is clean, else replaced by an equivalent sequence (ERIM's rules: a free
+ * register substituted, an immediate split, a displacement moved into its
+ * base or through a saved scratch register).  Its length (out needs
+ * INSP_XFORM_MAX bytes) and the rule in *rule (INSPECT_RULE_*), or 0 with
+ * why: nothing keeps the behaviour and loses the bytes. */
+size_t insp_xform(const uint8_t *b, size_t len, uint64_t old_ip,
+                  uint64_t new_ip, uint8_t *out, uint32_t *rule, char *why,
+                  size_t whylen);
+
 /* ---- patching (inspect_patch.c) ----------------------------------------- */
 
 /* Write len bytes at addr in this process's memory whatever its
@@ -133,20 +177,32 @@ struct insp_rewriter {
     struct insp_tramp_pool pool;
     struct insp_plan *plan;
     size_t nplan, capplan;
-    size_t refused;                 /* real sites that could not be planned */
+    size_t refused;                 /* sites that could not be planned */
 };
 
 void insp_rewriter_init(struct insp_rewriter *w, int pkey);
-/* Plan the rewrite of the real instruction at site in region r; info
- * describes it (object, symbol) for the log.  0 planned, 1 already inside
- * a planned span (its copy gets its own check), -1 refused (logged, and
- * counted in w->refused), -2 out of memory. */
+/* Plan the rewrite of the instruction at site in region r (a real PKRU
+ * write, or the instruction that holds a sequence); info describes it
+ * (kind, class, object, symbol) for the log.  0 planned, 1 already inside
+ * a planned span, -1 refused (logged, and counted in w->refused), -2 out
+ * of memory. */
 int insp_rewriter_plan(struct insp_rewriter *w, const struct insp_region *r,
                        uint64_t site, const struct inspect_rewrite *info);
+/* Plan the rewrite of one hit of a scan (any class; safe hits are left
+ * alone): the same return values. */
+int insp_rewriter_plan_hit(struct insp_rewriter *w,
+                           const struct insp_region *r,
+                           const struct inspect_hit *hit);
 /* Seal the trampolines, register their sites, write the jumps, log each.
  * The number of sites rewritten, or -1 (errno) if one could not be. */
 int insp_rewriter_commit(struct insp_rewriter *w);
 void insp_rewriter_free(struct insp_rewriter *w);
+
+/* "WRPKRU at 0x... (obj+0x... sym+0x...)" for logs. */
+void insp_rewrite_describe(const struct inspect_rewrite *w, char *buf,
+                           size_t size);
+/* "checked copy, relocated, ..." */
+void insp_rules_string(uint32_t rules, char *buf, size_t size);
 
 /* One log line (inspect_set_log), printf-style. */
 void insp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

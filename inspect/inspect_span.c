@@ -2,8 +2,12 @@
  * inspect_span.c — which bytes the jump to a trampoline replaces, and
  * whether replacing them is safe.
  *
- * A `jmp rel32` takes 5 bytes.  The span is the PKRU-writing instruction
- * and the whole instructions after it, until it has at least 5.  Every
+ * A `jmp rel32` takes 5 bytes.  The span is the instruction to rewrite
+ * (a PKRU write, or one that holds a sequence) and the whole instructions
+ * after it, until it has at least 5.  Where a function start or the end
+ * of the code comes first, the span takes whole instructions before it
+ * instead (never across a function start: the span may start at one).
+ * Every
  * span byte after the first becomes part of the jump (or int3), so a
  * control transfer that lands inside the span, anywhere but its start,
  * would run garbage.  Such a span is refused, and the site stays unsafe
@@ -92,39 +96,125 @@ sweep(const ZydisDecoder *dec, const struct insp_region *r,
 }
 
 int
-insp_span_plan(const struct insp_region *r, uint64_t site,
+insp_insn_holding(const struct insp_region *r, uint64_t lo, uint64_t hi,
+                  uint64_t *start)
+{
+    ZydisDecoder dec;
+    decoder_init(&dec);
+    for (uint64_t p = lo; p < hi; p++) {
+        const struct insp_code *code = insp_code_at(r, p);
+        if (!code)
+            continue;
+        uint64_t next = insp_anchor_after(r, p);
+        uint64_t end = code->end < next ? code->end : next;
+        /* the classifier's sweep: from the anchor, skipping bytes that do
+         * not decode, never across the next anchor */
+        for (uint64_t pos = r->anchor[insp_anchor_before(r, p)]; pos <= p;) {
+            ZydisDecodedInstruction insn;
+            if (!decode(&dec, r, pos, end, &insn)) {
+                pos++;
+                continue;
+            }
+            if (pos + insn.length > p) {
+                *start = pos;
+                return 0;
+            }
+            pos += insn.length;
+        }
+    }
+    return -1;
+}
+
+#define BACK 8                      /* instruction starts kept, backwards */
+
+int
+insp_span_plan(const struct insp_region *r, uint64_t insn, uint64_t floor,
                struct insp_span *s, char *why, size_t whylen)
 {
     memset(s, 0, sizeof(*s));
-    s->site = site;
-    const struct insp_code *code = insp_code_at(r, site);
+    const struct insp_code *code = insp_code_at(r, insn);
     if (!code)
         return insp_refuse(why, whylen, "not in code");
-    uint64_t next = insp_anchor_after(r, site);
+    uint64_t next = insp_anchor_after(r, insn);
     uint64_t end = code->end < next ? code->end : next;
+    uint64_t anchor = r->anchor[insp_anchor_before(r, insn)];
 
     ZydisDecoder dec;
     decoder_init(&dec);
-    uint64_t pos = site;
-    while (pos - site < INSP_JMP_LEN) {
-        ZydisDecodedInstruction insn;
-        if (pos >= end || (!decode(&dec, r, pos, end, &insn)
-                           && decode(&dec, r, pos, code->end, &insn)))
-            return insp_refuse(why, whylen, "%s within %d bytes of the site",
-                          end == next ? "a function starts"
-                                      : "the code ends",
-                          INSP_JMP_LEN);
-        if (!decode(&dec, r, pos, end, &insn))
-            return insp_refuse(why, whylen, "the bytes at site+%u do not decode",
-                          (unsigned) (pos - site));
-        s->insn_off[s->ninsn++] = (uint8_t) (pos - site);
-        pos += insn.length;
+    uint64_t starts[BACK + INSP_SPAN_MAX];
+    size_t nstarts = 0;
+    uint64_t pos = insn;
+    bool cut = false;               /* an anchor or the code's end first */
+    while (pos - insn < INSP_JMP_LEN) {
+        ZydisDecodedInstruction in;
+        if (pos >= end || (!decode(&dec, r, pos, end, &in)
+                           && decode(&dec, r, pos, code->end, &in))) {
+            cut = true;
+            break;
+        }
+        if (!decode(&dec, r, pos, end, &in))
+            return insp_refuse(why, whylen, "the bytes at site+%u do not "
+                               "decode", (unsigned) (pos - insn));
+        starts[nstarts++] = pos;
+        pos += in.length;
     }
-    s->len = (uint8_t) (pos - site);
-    memcpy(s->bytes, r->bytes + (site - r->base), s->len);
+    uint64_t first = insn;
+    if (cut && nstarts == 0)
+        return insp_refuse(why, whylen, "the instruction runs into a "
+                           "function start or the end of the code");
+    if (cut) {
+        /* whole instructions before insn instead: the last few starts of
+         * the sweep of its stretch, contiguous up to insn */
+        uint64_t ring[BACK], lo = anchor > floor ? anchor : floor;
+        size_t nring = 0;
+        uint64_t p = anchor;
+        while (p < insn) {
+            ZydisDecodedInstruction in;
+            if (!decode(&dec, r, p, end, &in)) {
+                p++;
+                nring = 0;          /* a byte that is no instruction */
+                continue;
+            }
+            ring[nring++ % BACK] = p;
+            p += in.length;
+        }
+        if (p != insn)
+            return insp_refuse(why, whylen, "the sweep does not start an "
+                               "instruction at the site");
+        size_t back = 0;
+        first = UINT64_MAX;
+        for (size_t k = 1; k <= nring && k <= BACK; k++) {
+            uint64_t b = ring[(nring - k) % BACK];
+            if (b < lo)
+                break;
+            if (pos - b >= INSP_JMP_LEN) {
+                first = b;
+                back = k;
+                break;
+            }
+        }
+        if (first == UINT64_MAX)
+            return insp_refuse(why, whylen, "%s within %d bytes of the site",
+                               end == next ? "a function starts"
+                                           : "the code ends",
+                               INSP_JMP_LEN);
+        memmove(starts + back, starts, nstarts * sizeof(*starts));
+        for (size_t k = 0; k < back; k++)
+            starts[k] = ring[(nring - back + k) % BACK];
+        nstarts += back;
+    }
+    if (pos - first > INSP_SPAN_MAX)
+        return insp_refuse(why, whylen, "the span would be %u bytes long",
+                           (unsigned) (pos - first));
+    s->site = first;
+    s->len = (uint8_t) (pos - first);
+    s->ninsn = (uint8_t) nstarts;
+    for (size_t k = 0; k < nstarts; k++)
+        s->insn_off[k] = (uint8_t) (starts[k] - first);
+    memcpy(s->bytes, r->bytes + (first - r->base), s->len);
     /* a run ends where executable memory does: no sequence crosses that */
-    s->nbefore = (uint8_t) (site - r->base < 3 ? site - r->base : 3);
-    memcpy(s->before, r->bytes + (site - r->base) - s->nbefore, s->nbefore);
+    s->nbefore = (uint8_t) (first - r->base < 3 ? first - r->base : 3);
+    memcpy(s->before, r->bytes + (first - r->base) - s->nbefore, s->nbefore);
     uint64_t left = r->base + r->len - pos;
     s->nafter = (uint8_t) (left < 3 ? left : 3);
     memcpy(s->after, r->bytes + (pos - r->base), s->nafter);
@@ -133,6 +223,5 @@ insp_span_plan(const struct insp_region *r, uint64_t site,
      * sweep already found it at the site) */
     if (s->ninsn == 1)
         return 0;
-    uint64_t from = r->anchor[insp_anchor_before(r, site)];
-    return sweep(&dec, r, s, from, end, why, whylen);
+    return sweep(&dec, r, s, anchor, end, why, whylen);
 }

@@ -2,14 +2,20 @@
  * mpk-inspect — report WRPKRU/XRSTOR byte sequences in ELF files or in this
  * process (see inspect/README.md).
  *
- *   mpk-inspect [--json] [--gate [OBJECT:]SYMBOL]... [--no-default-gates] FILE...
- *   mpk-inspect [--json] [--gate ...] --self
+ *   mpk-inspect [--json] [--pkey N] [--gate [OBJECT:]SYMBOL]...
+ *               [--no-default-gates] FILE...
+ *   mpk-inspect [--json] [--pkey N] [--gate ...] --self
+ *   mpk-inspect [--json] [--pkey N] [--gate ...] --rewrite OUT FILE
  *   mpk-inspect --bench FILE...
  *
  * The keystore's two WRPKRU labels are gate sites by default, in any file;
- * --gate adds sites, --no-default-gates drops the defaults.  Exit status:
- * 0 nothing unsafe, 1 unsafe hits (or executable memory that could not be
- * read), 2 usage errors or files that could not be inspected.
+ * --gate adds sites, --no-default-gates drops the defaults.  A PKRU write
+ * followed by the rewriter's check for key N (default 1; 0: none) is safe
+ * too.  --rewrite writes FILE with every unsafe site rewritten (ERIM's
+ * static rewriting, checks for key N) to OUT, then reports OUT.  Exit
+ * status: 0 nothing unsafe, 1 unsafe hits (or executable memory that could
+ * not be read, or a site --rewrite could not rewrite: OUT is then not
+ * written), 2 usage errors or files that could not be inspected.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,14 +35,19 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: mpk-inspect [--json] [--gate [OBJECT:]SYMBOL]... "
+        "usage: mpk-inspect [--json] [--pkey N] [--gate [OBJECT:]SYMBOL]... "
         "[--no-default-gates] FILE...\n"
-        "       mpk-inspect [--json] [--gate ...] --self\n"
+        "       mpk-inspect [--json] [--pkey N] [--gate ...] --self\n"
+        "       mpk-inspect [--json] [--pkey N] [--gate ...] --rewrite OUT "
+        "FILE\n"
         "       mpk-inspect --bench FILE...\n"
         "Reports every WRPKRU/XRSTOR/XRSTOR64/XRSTORS byte sequence in the "
         "executable\nsegments of ELF files (or of this process with "
         "--self): where, what kind,\nhow it lies in the decoded "
-        "instructions, and whether it is a registered gate.\n");
+        "instructions, and whether it is safe (a registered\ngate, or "
+        "followed by the check for key N, default 1).  --rewrite writes "
+        "FILE\nwith every unsafe site rewritten (ERIM's rules) to OUT, and "
+        "reports OUT.\n");
 }
 
 /* ---- text --------------------------------------------------------------- */
@@ -214,20 +225,59 @@ report_one(const char *name, struct inspect_report *r, int rc, bool json,
     return error ? 2 : inspect_report_clean(r) ? 0 : 1;
 }
 
+/* --rewrite OUT FILE: 0 OUT written and clean, 1 not rewritten, 2 error */
+static int
+rewrite_one(const char *out, int nfiles, char **files, int pkey, bool json,
+            bool other_mode)
+{
+    if (nfiles != 1 || other_mode || pkey == 0) {
+        if (pkey == 0)
+            fprintf(stderr, "mpk-inspect: --rewrite needs --pkey 1..15\n");
+        usage(stderr);
+        return 2;
+    }
+    struct inspect_report r = { 0 };
+    int rc = inspect_rewrite_file(files[0], out, pkey, &r);
+    int err = errno;
+    int status;
+    if (rc != 0 && err == EPERM) {
+        fprintf(stderr, "mpk-inspect: %s: not rewritten: a site could not "
+                "be rewritten safely\n", files[0]);
+        status = 1;
+    } else if (rc != 0 && r.nhit == 0) {
+        fprintf(stderr, "mpk-inspect: %s: %s\n", files[0], strerror(err));
+        status = 2;
+    } else {
+        if (json)
+            printf("{\"mode\": \"rewrite\", \"rewritten\": %zu, "
+                   "\"results\": [", r.rewritten);
+        errno = err;
+        status = report_one(out, &r, rc, json, false, true);
+        if (json)
+            printf("]}\n");
+    }
+    inspect_report_free(&r);
+    return status;
+}
+
 int
 main(int argc, char **argv)
 {
-    enum { OPT_GATE = 256, OPT_NO_DEFAULT_GATES };
+    enum { OPT_GATE = 256, OPT_NO_DEFAULT_GATES, OPT_PKEY, OPT_REWRITE };
     static const struct option options[] = {
         { "json", no_argument, NULL, 'j' },
         { "self", no_argument, NULL, 's' },
         { "bench", no_argument, NULL, 'b' },
         { "gate", required_argument, NULL, OPT_GATE },
         { "no-default-gates", no_argument, NULL, OPT_NO_DEFAULT_GATES },
+        { "pkey", required_argument, NULL, OPT_PKEY },
+        { "rewrite", required_argument, NULL, OPT_REWRITE },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     bool json = false, self = false, bench = false, default_gates = true;
+    const char *rewrite_out = NULL;
+    int pkey = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -235,6 +285,18 @@ main(int argc, char **argv)
         case 's': self = true; break;
         case 'b': bench = true; break;
         case OPT_NO_DEFAULT_GATES: default_gates = false; break;
+        case OPT_REWRITE: rewrite_out = optarg; break;
+        case OPT_PKEY: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 0 || v > 15) {
+                fprintf(stderr, "mpk-inspect: --pkey wants 0..15: %s\n",
+                        optarg);
+                return 2;
+            }
+            pkey = (int) v;
+            break;
+        }
         case OPT_GATE:
             if (add_gate(optarg) != 0) {
                 fprintf(stderr, "mpk-inspect: bad or too many --gate: %s\n",
@@ -248,6 +310,10 @@ main(int argc, char **argv)
     }
     if (default_gates && inspect_gate_add_keystore(NULL) != 0)
         return 2;
+    inspect_set_pkey(pkey);
+    if (rewrite_out)
+        return rewrite_one(rewrite_out, argc - optind, argv + optind, pkey,
+                           json, self || bench);
     if (bench)
         return optind < argc ? mpk_inspect_bench(argc - optind, argv + optind)
                              : (usage(stderr), 2);

@@ -105,3 +105,6 @@ $(BUILD)/tests/unit/test_provider: $(BUILD)/lib/libkeystore_provider.a \
 $(BUILD)/tests/unit/test_provider: UNIT_LDLIBS = \
 	$(OPENSSL_PREFIX)/lib/libssl.a $(OPENSSL_PREFIX)/lib/libcrypto.a \
 	-L$(LIB_DIR) -lkeystore -Wl,-rpath,$(LIB_DIR) -ldl
+
+# the rewriter's other classes under MPK (link line in inspect/build.mk)
+MPK_UNIT_TESTS += $(BUILD)/tests/unit/test_rewrite_classes

@@ -2,7 +2,14 @@
  * inspect_fixtures.S — hand-made code for tests/unit/test_inspect*.c:
  * WRPKRU and XRSTOR byte sequences in every place the inspector tells
  * apart (ERIM's cases).  Never executed: the tests only inspect these
- * bytes, in the test binary's file and in its memory.
+ * bytes, in the test binary's file and in its memory (and the rewriter's
+ * tests rewrite them).
+ *
+ * After them: fx_call, a harness that calls a block with every register
+ * set, and the runnable blocks of inspect_run_blocks.inc, as data (fxr_*,
+ * not executable: the tests copy them into anonymous executable memory)
+ * and, with -DFX_RUN_IN_TEXT, also as code (fxt_*, for the static
+ * rewriting test).  See inspect_run_blocks.h.
  *
  * Each case is a function (a symbol the inspector decodes from), and a
  * global label fx_<case>_hit marks the sequence's 0F byte.  Each function
@@ -215,5 +222,94 @@ FIXTURE(fx_clean)
 END(fx_clean)
 	.globl	fx_clean_end
 fx_clean_end:
+
+/* ---- the harness ------------------------------------------------------ */
+
+/* void fx_call(const struct fx_regs *in, struct fx_regs *out,
+ *              const void *fn)
+ * Loads rax rbx rcx rdx rsi rdi rbp r8-r15 and RFLAGS (offsets 0, 8, ...
+ * 120) from in, calls fn, and stores the same registers into out.  No
+ * hit: it is in the text the tests inspect. */
+	.p2align 4
+FIXTURE(fx_call)
+	pushq	%rbp
+	pushq	%rbx
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	pushq	%rsi			/* out */
+	pushq	%rdx			/* fn, at 0(%rsp) */
+	movq	%rdi, %rax
+	pushq	120(%rax)
+	popfq
+	movq	8(%rax), %rbx
+	movq	16(%rax), %rcx
+	movq	24(%rax), %rdx
+	movq	32(%rax), %rsi
+	movq	40(%rax), %rdi
+	movq	48(%rax), %rbp
+	movq	56(%rax), %r8
+	movq	64(%rax), %r9
+	movq	72(%rax), %r10
+	movq	80(%rax), %r11
+	movq	88(%rax), %r12
+	movq	96(%rax), %r13
+	movq	104(%rax), %r14
+	movq	112(%rax), %r15
+	movq	0(%rax), %rax
+	call	*(%rsp)
+	pushq	%rax
+	pushfq
+	movq	24(%rsp), %rax		/* out, above the flags, rax and fn */
+	popq	120(%rax)
+	popq	0(%rax)
+	movq	%rbx, 8(%rax)
+	movq	%rcx, 16(%rax)
+	movq	%rdx, 24(%rax)
+	movq	%rsi, 32(%rax)
+	movq	%rdi, 40(%rax)
+	movq	%rbp, 48(%rax)
+	movq	%r8, 56(%rax)
+	movq	%r9, 64(%rax)
+	movq	%r10, 72(%rax)
+	movq	%r11, 80(%rax)
+	movq	%r12, 88(%rax)
+	movq	%r13, 96(%rax)
+	movq	%r14, 104(%rax)
+	movq	%r15, 112(%rax)
+	addq	$16, %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbx
+	popq	%rbp
+	ret
+END(fx_call)
+
+/* ---- runnable blocks ---------------------------------------------------- */
+
+/* as data: copied by the tests into anonymous executable memory */
+	.section .rodata.fx_run, "a"
+	.p2align 6
+#define RUN(n) .p2align 4; .globl fxr_##n; fxr_##n:
+#define RUN_END(n) .globl fxr_##n##_end; fxr_##n##_end:
+#include "inspect_run_blocks.inc"
+#undef RUN
+#undef RUN_END
+
+#ifdef FX_RUN_IN_TEXT
+/* as code, one function each (the static rewriting test); without the
+ * refused block unless FX_RUN_REFUSED_IN_TEXT */
+	.text
+	.p2align 6
+#ifndef FX_RUN_REFUSED_IN_TEXT
+#define FX_RUN_REWRITABLE_ONLY
+#endif
+#define RUN(n) .p2align 4; FIXTURE(fxt_##n)
+#define RUN_END(n) END(fxt_##n)
+#include "inspect_run_blocks.inc"
+#endif
 
 	.section .note.GNU-stack, "", @progbits

@@ -12,6 +12,14 @@
  * The code blocks are stored XOR-ed with a key the compiler cannot see,
  * so that no WRPKRU/XRSTOR byte string is anywhere in this binary, not
  * even as an immediate the compiler folded into code.
+ *
+ * The other classes (ERIM's rules for a sequence across instructions or
+ * inside one) do run here: the runnable blocks of inspect_run_blocks.inc
+ * execute no PKRU write when entered at their start.  Each is copied into
+ * anonymous executable memory twice, one copy is rewritten, and both run
+ * with the same random registers, flags and memory: the results must be
+ * the same, the rule must be the one expected, and nothing unsafe may be
+ * left in the block's page or in its trampoline.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +37,7 @@
 #include <cmocka.h>
 
 #include "../../inspect/inspect_rewrite.h"
+#include "inspect_run_blocks.h"
 
 #define PAGE 4096u
 #define K 0x5a                      /* the XOR of the stored blocks */
@@ -531,6 +540,282 @@ wrpkru_check_all_keys(void **state)
     }
 }
 
+
+/* ---- the other classes: rewritten, and still doing the same ------------- */
+
+static const struct fx_block fx_blocks[] = { FX_BLOCKS(FX_ENTRY) };
+#define NBLOCKS (sizeof(fx_blocks) / sizeof(*fx_blocks))
+
+struct plan_ctx {
+    struct insp_rewriter *w;
+    const struct insp_region *r;
+};
+
+/* insp_scan_region's callback: plan every hit, as plan_hook does */
+static int
+plan_raw(void *ctx, const struct insp_raw_hit *raw)
+{
+    struct plan_ctx *c = ctx;
+    struct inspect_hit h = {
+        .addr = raw->pos, .file_offset = INSPECT_NONE, .kind = raw->kind,
+        .cls = raw->cls, .fields = raw->fields, .insn_back = raw->insn_back,
+        .insn_len = raw->insn_len,
+    };
+    snprintf(h.object, sizeof(h.object), "[anon]");
+    return insp_rewriter_plan_hit(c->w, c->r, &h) == -2 ? -1 : 0;
+}
+
+/* Scan [p, p + code_len) (one stretch from p, plus the anchors given) and
+ * rewrite every hit; the rewriter's counts in *planned and *refused, and
+ * the rules of all its trampolines. */
+static uint32_t
+rewrite_region(uint8_t *p, size_t code_len, const size_t *anchors,
+               size_t nanchors, size_t *planned, size_t *refused)
+{
+    struct insp_region r = { .bytes = p, .base = addr(p), .len = PAGE };
+    assert_int_equal(insp_region_add_code(&r, addr(p), addr(p) + code_len),
+                     0);
+    for (size_t i = 0; i < nanchors; i++)
+        assert_int_equal(insp_region_add_anchor(&r, addr(p) + anchors[i]), 0);
+    struct insp_rewriter w;
+    insp_rewriter_init(&w, PKEY);
+    last_log[0] = '\0';
+    inspect_set_log(keep_log, NULL);
+    struct plan_ctx c = { &w, &r };
+    assert_int_equal(insp_scan_region(&r, plan_raw, &c), 0);
+    *planned = w.nplan;
+    *refused = w.refused;
+    uint32_t rules = 0;
+    for (size_t i = 0; i < w.nplan; i++)
+        rules |= w.plan[i].tramp.rules;
+    if (w.refused == 0 && w.nplan > 0)
+        assert_int_equal(insp_rewriter_commit(&w), (int) w.nplan);
+    inspect_set_log(NULL, NULL);
+    insp_rewriter_free(&w);
+    insp_region_free(&r);
+    return rules;
+}
+
+/* A page of int3 with bytes [b, e) at offset 0, r-x. */
+static uint8_t *
+block_page(const uint8_t *b, const uint8_t *e)
+{
+    uint8_t *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED);
+    memset(p, 0xcc, PAGE);
+    memcpy(p, b, (size_t) (e - b));
+    assert_int_equal(mprotect(p, PAGE, PROT_READ | PROT_EXEC), 0);
+    return p;
+}
+
+/* Nothing unsafe in p's page nor in any trampoline made for it. */
+static void
+assert_clean_after(const uint8_t *p)
+{
+    struct inspect_report r = { 0 };
+    size_t n;
+    const struct inspect_rewrite *w = inspect_rewrites(&n);
+    assert_int_equal(inspect_process(&r), 0);
+    assert_int_equal(unsafe_between(&r, addr(p), addr(p) + PAGE), 0);
+    for (size_t i = 0; i < n; i++)
+        if (w[i].span_start >= addr(p) && w[i].span_start < addr(p) + PAGE) {
+            uint64_t t = w[i].trampoline & ~(uint64_t) (PAGE - 1);
+            assert_int_equal(unsafe_between(&r, t, t + 2 * PAGE), 0);
+        }
+    inspect_report_free(&r);
+}
+
+static void
+every_class_rewritten_and_equivalent(void **state)
+{
+    (void) state;
+    for (size_t i = 0; i < NBLOCKS; i++) {
+        const struct fx_block *b = &fx_blocks[i];
+        uint8_t *orig = block_page(b->start, b->end);
+        uint8_t *copy = block_page(b->start, b->end);
+        struct inspect_report r = { 0 };
+        assert_int_equal(inspect_process(&r), 0);
+        size_t before = unsafe_between(&r, addr(copy), addr(copy) + PAGE);
+        inspect_report_free(&r);
+        assert_true(before > 0);
+
+        size_t planned, refused;
+        uint32_t rules = rewrite_region(copy, PAGE, NULL, 0, &planned,
+                                        &refused);
+        char names[256];
+        insp_rules_string(rules, names, sizeof(names));
+        print_message("%-15s %zu hit(s): %s%s\n", b->name, before,
+                      refused ? "refused: " : "", refused ? last_log : names);
+        if (b->rule == 0) {
+            /* fail closed: nothing written, the hit is still there */
+            assert_int_equal(planned, 0);
+            assert_true(refused > 0);
+            assert_memory_equal(copy, orig, PAGE);
+            continue;
+        }
+        assert_int_equal(refused, 0);
+        assert_true(planned > 0);
+        assert_int_equal(copy[last_rewrite()->span_start - addr(copy)], 0xe9);
+        assert_int_equal(rules & b->rule, b->rule);
+        assert_clean_after(copy);
+        if (b->runs) {
+            char diff[200] = "";
+            bool same = fx_compare(b, orig, copy, 300, 0x9e3779b97f4a7c15ull
+                                   + i, diff, sizeof(diff));
+            if (!same)
+                print_message("%s\n", diff);
+            assert_true(same);
+        }
+    }
+}
+
+/* Exact forms, as documentation: mov $0xef010f,%eax becomes
+ * mov $0xef00cf,%eax; lea 0x40(%rax),%eax, and the spanning pair gets a
+ * NOP between its instructions. */
+static void
+exact_forms(void **state)
+{
+    (void) state;
+    static const uint8_t mov_split[] = { 0xb8, 0xcf, 0x00, 0xef, 0x00,
+                                         0x8d, 0x40, 0x40 };
+    uint8_t *p = block_page(fxr_imm_mov32, fxr_imm_mov32_end);
+    size_t planned, refused;
+    rewrite_region(p, PAGE, NULL, 0, &planned, &refused);
+    assert_int_equal(planned, 1);
+    const uint8_t *t = (const uint8_t *) (uintptr_t) last_rewrite()->trampoline;
+    assert_memory_equal(t, mov_split, sizeof(mov_split));
+    assert_int_equal(t[sizeof(mov_split)], 0xe9);
+    assert_int_equal(target_of(t + sizeof(mov_split) + 1), addr(p + 5));
+
+    p = block_page(fxr_span_wrpkru, fxr_span_wrpkru_end);
+    rewrite_region(p, PAGE, NULL, 0, &planned, &refused);
+    assert_int_equal(planned, 1);
+    t = (const uint8_t *) (uintptr_t) last_rewrite()->trampoline;
+    static const uint8_t nop_between[] = { 0xb0, 0x0f, 0x90, 0x01, 0xef,
+                                           0xc3 };
+    assert_memory_equal(t, nop_between, sizeof(nop_between));
+    assert_int_equal(last_rewrite()->cls, INSPECT_SPANNING);
+    assert_int_equal(last_rewrite()->checked_site, 0);
+}
+
+/* A sequence whose 0F lies in no instruction (the bytes before a function
+ * start): the first instruction that holds one of its bytes is rewritten,
+ * which breaks it.  The same bytes outside any code range: refused. */
+static void
+outside_code(void **state)
+{
+    (void) state;
+    /* b8 0f | 01 ef (add %ebp,%edi) 90 90 90 c3, a function at +2 */
+    static const uint8_t blk[] = { X(0xb8), X(0x0f), X(0x01), X(0xef),
+                                   X(0x90), X(0x90), X(0x90), X(0xc3) };
+    uint8_t raw[sizeof(blk)];
+    unxor(raw, blk, sizeof(blk));
+    uint8_t *orig = block_page(raw, raw + sizeof(raw));
+    uint8_t *p = block_page(raw, raw + sizeof(raw));
+    static const size_t at2[] = { 2 };
+    size_t planned, refused;
+    rewrite_region(p, PAGE, at2, 1, &planned, &refused);
+    assert_int_equal(planned, 1);
+    assert_int_equal(refused, 0);
+    const struct inspect_rewrite *w = last_rewrite();
+    assert_int_equal(w->cls, INSPECT_OUTSIDE_CODE);
+    assert_int_equal(w->span_start, addr(p + 2));
+    assert_int_equal(p[1], 0x0f);                   /* left, harmless */
+    assert_int_equal(p[2], 0xe9);
+    assert_clean_after(p);
+    /* the function still does what it did */
+    struct fx_block b = { "outside", NULL, NULL, NULL, FX_FLAGS_ALL,
+                          fx_setup_span_wrpkru, INSPECT_RULE_RELOCATE, true };
+    char diff[200] = "";
+    assert_true(fx_compare(&b, orig + 2, p + 2, 100, 7, diff, sizeof(diff)));
+
+    /* control: the code range starts after the sequence: no instruction
+     * holds any of its bytes */
+    p = block_page(raw, raw + sizeof(raw));
+    struct insp_region r = { .bytes = p, .base = addr(p), .len = PAGE };
+    assert_int_equal(insp_region_add_code(&r, addr(p) + 4, addr(p) + PAGE),
+                     0);
+    struct insp_rewriter rw;
+    insp_rewriter_init(&rw, PKEY);
+    inspect_set_log(keep_log, NULL);
+    struct plan_ctx c = { &rw, &r };
+    assert_int_equal(insp_scan_region(&r, plan_raw, &c), 0);
+    inspect_set_log(NULL, NULL);
+    assert_int_equal(rw.nplan, 0);
+    assert_int_equal(rw.refused, 1);
+    assert_non_null(strstr(last_log, "no instruction holds its bytes"));
+    insp_rewriter_free(&rw);
+    insp_region_free(&r);
+}
+
+/* A real WRPKRU right before a function start: the span takes the
+ * instruction before it (xor %edx,%edx; wrpkru; ret = 6 bytes). */
+static void
+span_taken_backwards(void **state)
+{
+    (void) state;
+    /* xor %ecx,%ecx; xor %edx,%edx; wrpkru; ret | next function: ret */
+    static const uint8_t blk[] = { X(0x31), X(0xc9), X(0x31), X(0xd2),
+                                   X(0x0f), X(0x01), X(0xef), X(0xc3),
+                                   X(0xc3) };
+    uint8_t *p = code_page(blk, sizeof(blk));
+    static const size_t at8[] = { 8 };
+    assert_int_equal(rewrite_block(p, 4, at8, 1, PAGE, INSPECT_WRPKRU), 0);
+    const struct inspect_rewrite *w = last_rewrite();
+    assert_int_equal(w->site, addr(p + 4));
+    assert_int_equal(w->span_start, addr(p + 2));
+    assert_int_equal(w->span, 6);
+    assert_int_equal(p[0], 0x31);                   /* before: untouched */
+    assert_int_equal(p[2], 0xe9);
+    assert_int_equal(p[7], 0xcc);
+    assert_int_equal(p[8], 0xc3);                   /* the next function */
+    const uint8_t *t = (const uint8_t *) (uintptr_t) w->trampoline;
+    assert_int_equal(t[0], 0x31);                   /* xor %edx,%edx */
+    assert_int_equal(t[1], 0xd2);
+    assert_int_equal(w->checked_site, addr(t + 2));
+    assert_int_equal(t[2], 0x0f);
+    assert_int_equal(target_of(t + 2 + 3 + check_len(INSPECT_WRPKRU) + 1 + 1),
+                     addr(p + 8));
+    /* the span may start at a function start (+2), not cross one */
+    p = code_page(blk, sizeof(blk));
+    static const size_t at28[] = { 2, 8 };
+    assert_int_equal(rewrite_block(p, 4, at28, 2, PAGE, INSPECT_WRPKRU), 0);
+    assert_int_equal(last_rewrite()->span_start, addr(p + 2));
+    /* control: with the function starting at the WRPKRU, nothing fits */
+    p = code_page(blk, sizeof(blk));
+    static const size_t at48[] = { 4, 8 };
+    assert_int_equal(rewrite_block(p, 4, at48, 2, PAGE, INSPECT_WRPKRU), -1);
+    assert_non_null(strstr(last_log, "a function starts"));
+}
+
+/* The checked form is recognised by its bytes alone, for its key only. */
+static void
+checked_form_by_bytes(void **state)
+{
+    (void) state;
+    uint8_t *p = code_page(blk_pkey_set, sizeof(blk_pkey_set));
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE, INSPECT_WRPKRU), 0);
+    const struct inspect_rewrite *w = last_rewrite();
+    uint64_t page = w->trampoline & ~(uint64_t) (PAGE - 1);
+    uint8_t copy[PAGE];
+    memcpy(copy, (const void *) (uintptr_t) page, PAGE);
+    struct insp_region r = { .bytes = copy, .base = page, .len = PAGE };
+    uint64_t end = w->checked_site + 3;
+    assert_true(insp_checked_form(&r, end, INSPECT_WRPKRU, PKEY));
+    assert_false(insp_checked_form(&r, end, INSPECT_WRPKRU, PKEY + 1));
+    assert_false(insp_checked_form(&r, end, INSPECT_WRPKRU, 0));
+    assert_false(insp_checked_form(&r, end, INSPECT_XRSTOR, PKEY));
+    /* one byte of the check changed (the jecxz's distance) */
+    copy[end - page + check_len(INSPECT_WRPKRU) - 18] ^= 1;
+    assert_false(insp_checked_form(&r, end, INSPECT_WRPKRU, PKEY));
+    copy[end - page + check_len(INSPECT_WRPKRU) - 18] ^= 1;
+    assert_true(insp_checked_form(&r, end, INSPECT_WRPKRU, PKEY));
+    /* the abort stub changed */
+    copy[0] ^= 1;
+    assert_false(insp_checked_form(&r, end, INSPECT_WRPKRU, PKEY));
+}
+
 /* ---- the public entry point's refusals ---------------------------------- */
 
 static void
@@ -567,6 +852,11 @@ main(void)
         cmocka_unit_test(stray_sequences_found),
         cmocka_unit_test(wrpkru_check_all_keys),
         cmocka_unit_test(rewrite_process_refusals),
+        cmocka_unit_test(every_class_rewritten_and_equivalent),
+        cmocka_unit_test(exact_forms),
+        cmocka_unit_test(outside_code),
+        cmocka_unit_test(span_taken_backwards),
+        cmocka_unit_test(checked_form_by_bytes),
     };
     return cmocka_run_group_tests_name("inspect_rewrite", tests, NULL, NULL);
 }
