@@ -21,11 +21,35 @@
  * stub never encrypts twice under one nonce.  A wrong tag fails the
  * update (T writes zeros), which libssl turns into a bad_record_mac alert.
  *
+ *   TLS 1.2 record (tls1_meth.c:tls1_cipher), as libssl calls it:
+ *     key init (GCM: key, then set_ctx_params(tlsivfixed, 4 bytes);
+ *               ChaCha20-Poly1305: key and the 12-byte fixed IV)
+ *     per record: set_ctx_params(tlsaad: seq || type || version || len),
+ *                 get_ctx_params(tlsaadpad) -> 16,
+ *                 update(the whole record) <- the crossing
+ *   The stub does what the default provider's TLS modes do
+ *   (ciphercommon_gcm.c: gcm_tls_init/gcm_tls_cipher;
+ *   cipher_chacha20_poly1305_hw.c: chacha_poly1305_tls_init/_tls_cipher):
+ *   it corrects the length in the AAD (minus the explicit nonce and, on
+ *   decryption, the tag), builds the 12-byte nonce and lays out the record:
+ *     GCM:    nonce = fixed IV (4) || explicit nonce (8); the record is
+ *             explicit nonce || ciphertext || tag.  Encrypting, the
+ *             explicit nonce is the record's sequence number (from the
+ *             AAD; RFC 5288 lets the sender choose it, it must only never
+ *             repeat under a key: OpenSSL counts up from a random value);
+ *             decrypting, it is the record's.
+ *     ChaCha: nonce = fixed IV XOR (0^4 || sequence number) (RFC 7905);
+ *             the record is ciphertext || tag.
+ *   The output length is the whole record (encryption) or the payload
+ *   (decryption, written after the explicit nonce), as libssl expects.
+ *   An encrypting context refuses a sequence number that does not grow,
+ *   so no nonce is used twice.  EVP_Cipher() does the same as update.
+ *
  * Unmarked inits (raw keys: anyone's AES-GCM, QUIC's) select the default
  * provider's implementation for the context, and everything is forwarded.
- * Not yet (part 2): TLS 1.2 records (tlsaad, tlsivfixed: refused on a
- * token context, so TLS 1.2 fails closed), EVP_Cipher() one-shot calls on
- * a token context, dup of a token context.
+ * A token context refuses what it cannot do rather than hand it to the
+ * keyless default context: dup, a new key or IV length, reading the IV,
+ * IV generation parameters, a direction change.
  */
 
 #include "ksp_local.h"
@@ -34,6 +58,12 @@
 #include <string.h>
 
 #define AAD_MAX  64                     /* a TLS record header: 5 (1.2: 13) */
+
+/* TLS 1.2 records (the values of evp.h, which the provider does not use) */
+#define TLS_AAD_LEN         13          /* EVP_AEAD_TLS1_AAD_LEN */
+#define GCM_FIXED_IV_LEN    4           /* EVP_GCM_TLS_FIXED_IV_LEN */
+#define GCM_EXPLICIT_IV_LEN 8           /* EVP_GCM_TLS_EXPLICIT_IV_LEN */
+#define TLS_TAG_LEN         16          /* GCM and Poly1305 tags */
 
 struct cipher_alg {
     struct ksp_fwd  fwd;
@@ -81,6 +111,15 @@ struct cipher_ctx {
     unsigned char               tag[KS_AEAD_TAG_LEN];
     int                         have_tag;   /* decrypt: set; encrypt: made */
     int                         done;       /* the record crossed */
+    /* TLS 1.2 record mode (tlsivfixed or tlsaad seen; never left) */
+    int                         tls12;
+    unsigned char               iv[KS_AEAD_NONCE_LEN];  /* of the last init */
+    int                         have_iv;
+    unsigned char               fixed[KS_AEAD_NONCE_LEN];
+    size_t                      fixedlen;   /* GCM 4, ChaCha 12; 0: none */
+    unsigned char               tls_aad[TLS_AAD_LEN];   /* corrected */
+    int                         tls_pending;    /* an AAD awaits its record */
+    uint64_t                    next_seq;   /* encrypt: lowest allowed */
 };
 
 static void
@@ -140,6 +179,15 @@ cipher_unmark(struct cipher_ctx *c)
     c->handle = 0;
     c->have_nonce = c->have_tag = c->done = 0;
     c->aadlen = 0;
+    c->tls12 = c->have_iv = c->tls_pending = 0;
+    c->fixedlen = 0;
+    c->next_seq = 0;
+}
+
+static int
+is_chacha(const struct cipher_ctx *c)
+{
+    return c->alg->ks_alg == KS_AEAD_CHACHA20_POLY1305;
 }
 
 static void
@@ -238,10 +286,83 @@ is_token_param(const OSSL_PARAM *p)
            || strncmp(p->key, "mpktls-", 7) == 0;
 }
 
+/* Parameters a token context answers itself */
 static int
-is_tag_param(const OSSL_PARAM *p)
+is_answered_param(const OSSL_PARAM *p)
 {
-    return strcmp(p->key, OSSL_CIPHER_PARAM_AEAD_TAG) == 0;
+    return strcmp(p->key, OSSL_CIPHER_PARAM_AEAD_TAG) == 0
+           || strcmp(p->key, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD_PAD) == 0;
+}
+
+/* ---- TLS 1.2 records ----------------------------------------------------- */
+
+/*
+ * tlsivfixed: GCM's 4-byte fixed IV (the 8-byte invocation field is the
+ * explicit nonce), or ChaCha20-Poly1305's whole 12-byte IV.  Public: it
+ * comes from the clear part of the key block.
+ */
+static int
+tls12_fixed_iv(struct cipher_ctx *c, const OSSL_PARAM *p)
+{
+    const void *d;
+    size_t n, want = is_chacha(c) ? KS_AEAD_NONCE_LEN : GCM_FIXED_IV_LEN;
+
+    if (!ksp_param_get_octets(p, &d, &n) || n != want || d == NULL) {
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "fixed IV of %zu bytes",
+                p->data_size);
+        return 0;
+    }
+    memcpy(c->fixed, d, n);
+    c->fixedlen = n;
+    c->tls12 = 1;
+    c->have_nonce = 0;              /* no TLS 1.3-style record from here */
+    return 1;
+}
+
+/*
+ * tlsaad: the 13-byte AAD of the next record (sequence number, type,
+ * version, length), as gcm_tls_init / chacha_poly1305_tls_init take it:
+ * the length is the record's and is corrected to the payload's (minus the
+ * explicit nonce for GCM, minus the tag when decrypting).
+ */
+static int
+tls12_aad(struct cipher_ctx *c, const OSSL_PARAM *p)
+{
+    const unsigned char *a;
+    const void *d;
+    size_t n, len, sub;
+
+    if (!ksp_param_get_octets(p, &d, &n) || n != TLS_AAD_LEN || d == NULL) {
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "TLS AAD of %zu bytes",
+                p->data_size);
+        return 0;
+    }
+    a = d;
+    if (c->fixedlen == 0 && is_chacha(c) && c->have_iv) {
+        /* ChaCha20-Poly1305's fixed IV is the IV of the key init */
+        memcpy(c->fixed, c->iv, KS_AEAD_NONCE_LEN);
+        c->fixedlen = KS_AEAD_NONCE_LEN;
+    }
+    if (c->fixedlen == 0) {
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "TLS AAD without a fixed IV");
+        return 0;
+    }
+    c->tls12 = 1;
+    c->have_nonce = 0;
+    c->tls_pending = 0;
+    len = (size_t) a[TLS_AAD_LEN - 2] << 8 | a[TLS_AAD_LEN - 1];
+    sub = (is_chacha(c) ? 0 : GCM_EXPLICIT_IV_LEN)
+          + (c->enc ? 0 : TLS_TAG_LEN);
+    if (len < sub) {
+        KSP_ERR(c->pc, KSP_R_BAD_PARAM, "TLS record too short");
+        return 0;
+    }
+    len -= sub;
+    memcpy(c->tls_aad, a, TLS_AAD_LEN);
+    c->tls_aad[TLS_AAD_LEN - 2] = (unsigned char) (len >> 8);
+    c->tls_aad[TLS_AAD_LEN - 1] = (unsigned char) len;
+    c->tls_pending = 1;
+    return 1;
 }
 
 static int
@@ -265,9 +386,17 @@ token_set_params(struct cipher_ctx *c, const OSSL_PARAM params[])
             }
             memcpy(c->tag, t, n);
             c->have_tag = 1;
+        } else if (strcmp(p->key, OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED) == 0) {
+            if (!tls12_fixed_iv(c, p)) {
+                return 0;
+            }
+        } else if (strcmp(p->key, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD) == 0) {
+            if (!tls12_aad(c, p)) {
+                return 0;
+            }
         } else if (is_token_param(p)) {
-            /* TLS 1.2 record parameters, a new key or IV length: part 2
-             * or never; refused, never passed to the keyless default */
+            /* IV generation, a new key or IV length: refused, never
+             * passed to the keyless default */
             KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "%s on a token cipher", p->key);
             return 0;
         }
@@ -302,6 +431,11 @@ cipher_init(struct cipher_ctx *c, int enc, const unsigned char *key,
     } else if (c->handle == 0) {
         KSP_ERR(c->pc, KSP_R_BAD_MARKER, "token marker without a key");
         return 0;
+    } else if (c->tls12) {
+        /* TLS 1.2 records take their nonces from tlsaad, never an IV */
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "re-init of a TLS 1.2 record "
+                "context");
+        return 0;
     }
     /* a token context: a key init, or a per-record IV init */
     if (enc != c->enc) {
@@ -318,6 +452,8 @@ cipher_init(struct cipher_ctx *c, int enc, const unsigned char *key,
         }
         memcpy(c->nonce, iv, ivlen);
         c->have_nonce = 1;
+        memcpy(c->iv, iv, ivlen);       /* ChaCha20 in TLS 1.2: fixed IV */
+        c->have_iv = 1;
     }
     return token_set_params(c, params);
 }
@@ -336,20 +472,20 @@ cipher_dinit(void *vctx, const unsigned char *key, size_t keylen,
     return cipher_init(vctx, 0, key, keylen, iv, ivlen, params);
 }
 
-/* The record: one crossing.  in/out may be equal, never partly overlap. */
+/*
+ * One record through T: the crossing.  nonce, aad: in U; the tag is
+ * c->tag (out when encrypting, in when decrypting).  in/out may be equal;
+ * if they partly overlap the input is copied first.
+ */
 static int
-cipher_record(struct cipher_ctx *c, unsigned char *out,
+aead_cross(struct cipher_ctx *c, const unsigned char *nonce,
+    const unsigned char *aad, size_t aadlen, unsigned char *out,
     const unsigned char *in, size_t inl)
 {
     struct ks_args_aead_record a;
     unsigned char *tmp = NULL;
     long rc;
 
-    if (!c->have_nonce || c->done || (!c->enc && !c->have_tag)) {
-        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED,
-                "record without a fresh nonce%s", c->enc ? "" : " or tag");
-        return 0;
-    }
     if (inl > 0 && in != out
         && (uintptr_t) in < (uintptr_t) out + inl
         && (uintptr_t) out < (uintptr_t) in + inl)
@@ -362,17 +498,15 @@ cipher_record(struct cipher_ctx *c, unsigned char *out,
     }
     memset(&a, 0, sizeof(a));
     a.handle = c->handle;
-    a.nonce = c->nonce;
-    a.aad = c->aad;
-    a.aadlen = c->aadlen;
+    a.nonce = nonce;
+    a.aad = aad;
+    a.aadlen = aadlen;
     a.in = in;
     a.inlen = inl;
     a.out = out;
     a.tag = c->tag;
     rc = ks_gate_call(KS_OP_AEAD_RECORD, &a);
     free(tmp);
-    c->done = 1;                    /* the nonce is spent, whatever happened */
-    c->have_nonce = 0;
     if (rc != 0) {
         /* a bad tag is the peer's doing (KS_ERR_CRYPTO on decryption):
          * libssl turns the failure into a bad_record_mac alert */
@@ -383,8 +517,113 @@ cipher_record(struct cipher_ctx *c, unsigned char *out,
         }
         return 0;
     }
-    if (c->enc) {
+    return 1;
+}
+
+/* A TLS 1.3-style record (nonce from the IV init): one crossing. */
+static int
+cipher_record(struct cipher_ctx *c, unsigned char *out,
+    const unsigned char *in, size_t inl)
+{
+    int ok;
+
+    if (!c->have_nonce || c->done || (!c->enc && !c->have_tag)) {
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED,
+                "record without a fresh nonce%s", c->enc ? "" : " or tag");
+        return 0;
+    }
+    ok = aead_cross(c, c->nonce, c->aad, c->aadlen, out, in, inl);
+    c->done = 1;                    /* the nonce is spent, whatever happened */
+    c->have_nonce = 0;
+    if (ok && c->enc) {
         c->have_tag = 1;
+    }
+    return ok;
+}
+
+static uint64_t
+be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+/*
+ * A TLS 1.2 record, the whole of it in one update (or EVP_Cipher()): one
+ * crossing.  GCM: explicit nonce (8) || payload || tag (16); ChaCha20-
+ * Poly1305: payload || tag.  *outl: the whole record when encrypting, the
+ * payload when decrypting (which is written after the explicit nonce),
+ * as the default provider's TLS modes answer.
+ */
+static int
+tls12_record(struct cipher_ctx *c, unsigned char *out, size_t *outl,
+    size_t outsize, const unsigned char *in, size_t inl)
+{
+    unsigned char nonce[KS_AEAD_NONCE_LEN], explicit[GCM_EXPLICIT_IV_LEN];
+    size_t eiv = is_chacha(c) ? 0 : GCM_EXPLICIT_IV_LEN, plen, i;
+    uint64_t seq = be64(c->tls_aad);
+    int ok;
+
+    if (!c->tls_pending) {
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "TLS 1.2 record without its AAD");
+        return 0;
+    }
+    c->tls_pending = 0;             /* an AAD serves one record */
+    if (out == NULL || in == NULL || inl < eiv + TLS_TAG_LEN
+        || outsize < inl)
+    {
+        KSP_ERR(c->pc, KSP_R_BAD_PARAM, "TLS 1.2 record of %zu bytes", inl);
+        return 0;
+    }
+    plen = inl - eiv - TLS_TAG_LEN;
+    /* ChaCha20-Poly1305 checks the record against the AAD's length (GCM
+     * does not: a wrong length there fails the tag) */
+    if (is_chacha(c) && plen != ((size_t) c->tls_aad[TLS_AAD_LEN - 2] << 8
+                                 | c->tls_aad[TLS_AAD_LEN - 1]))
+    {
+        KSP_ERR(c->pc, KSP_R_BAD_PARAM, "TLS 1.2 record length");
+        return 0;
+    }
+    if (c->enc) {
+        if (seq < c->next_seq || seq == UINT64_MAX) {
+            KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED,
+                    "TLS 1.2 sequence number used twice under one key");
+            return 0;
+        }
+        for (i = 0; i < 8; i++) {
+            explicit[i] = c->tls_aad[i];        /* the sequence number */
+        }
+        c->next_seq = seq + 1;      /* the nonce is spent, whatever happens */
+    } else {
+        memcpy(explicit, in, eiv);
+        memcpy(c->tag, in + eiv + plen, TLS_TAG_LEN);
+    }
+    if (is_chacha(c)) {
+        memcpy(nonce, c->fixed, KS_AEAD_NONCE_LEN);
+        for (i = 0; i < 8; i++) {
+            nonce[4 + i] ^= c->tls_aad[i];
+        }
+    } else {
+        memcpy(nonce, c->fixed, GCM_FIXED_IV_LEN);
+        memcpy(nonce + GCM_FIXED_IV_LEN, explicit, GCM_EXPLICIT_IV_LEN);
+    }
+    ok = aead_cross(c, nonce, c->tls_aad, TLS_AAD_LEN, out + eiv, in + eiv,
+                    plen);
+    if (!ok) {
+        return 0;
+    }
+    if (c->enc) {
+        /* after the crossing: out may overlap in */
+        memcpy(out, explicit, eiv);
+        memcpy(out + eiv + plen, c->tag, TLS_TAG_LEN);
+        *outl = inl;
+    } else {
+        *outl = plen;
     }
     return 1;
 }
@@ -397,6 +636,9 @@ cipher_update(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
 
     if (c->handle == 0) {
         return c->fns.update(c->inner, out, outl, outsize, in, inl);
+    }
+    if (c->tls12) {
+        return tls12_record(c, out, outl, outsize, in, inl);
     }
     if (out == NULL) {                      /* AAD */
         if (c->done || inl > AAD_MAX - c->aadlen) {
@@ -425,8 +667,9 @@ cipher_final(void *vctx, unsigned char *out, size_t *outl, size_t outsize)
     if (c->handle == 0) {
         return c->fns.final(c->inner, out, outl, outsize);
     }
-    /* a record without data (only AAD) crosses here */
-    if (!c->done && !cipher_record(c, NULL, NULL, 0)) {
+    /* a record without data (only AAD) crosses here; a TLS 1.2 record
+     * was all done by its update */
+    if (!c->tls12 && !c->done && !cipher_record(c, NULL, NULL, 0)) {
         return 0;
     }
     *outl = 0;
@@ -439,8 +682,11 @@ cipher_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
 {
     struct cipher_ctx *c = vctx;
 
+    if (c->handle != 0 && c->tls12) {
+        return tls12_record(c, out, outl, outsize, in, inl);
+    }
     if (c->handle != 0 || c->fns.cipher == NULL) {
-        /* EVP_Cipher() on a token context: TLS 1.2 records, part 2 */
+        /* EVP_Cipher() on a TLS 1.3-style token context */
         KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "one-shot cipher on a token key");
         return 0;
     }
@@ -468,6 +714,15 @@ cipher_get_ctx_params(void *vctx, OSSL_PARAM params[])
         memcpy(p->data, c->tag, p->data_size);
         p->return_size = p->data_size;
     }
+    if ((p = ksp_param_find_rw(params, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD_PAD))
+        != NULL)
+    {
+        /* what the AAD adds to the record: the tag */
+        if (!c->tls12 || !ksp_param_set_size_t(p, TLS_TAG_LEN)) {
+            KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "%s", p->key);
+            return 0;
+        }
+    }
     if ((p = ksp_param_find_rw(params, OSSL_CIPHER_PARAM_AEAD_TLS1_GET_IV_GEN))
         != NULL || (p = ksp_param_find_rw(params, OSSL_CIPHER_PARAM_IV)) != NULL
         || (p = ksp_param_find_rw(params, OSSL_CIPHER_PARAM_UPDATED_IV)) != NULL)
@@ -478,7 +733,7 @@ cipher_get_ctx_params(void *vctx, OSSL_PARAM params[])
     /* key, IV and tag lengths and the rest: the default's context knows */
     return ksp_params_forward_get(c->inner, params,
                (int (*)(void *, OSSL_PARAM[])) c->fns.get_ctx_params,
-               is_tag_param);
+               is_answered_param);
 }
 
 static int

@@ -1,5 +1,5 @@
 /*
- * KDFs of the keystore provider (U): TLS13-KDF.
+ * KDFs of the keystore provider (U): TLS13-KDF and TLS1-PRF.
  *
  * libssl marks every TLS13-KDF derivation it makes (openssl-patch/
  * patches/0002): mpktls-out (what the output is) and mpktls-key-token /
@@ -16,9 +16,18 @@
  * context, so that an unmarked derive sees exactly what it would without
  * this provider; a marked derive never shows it a token.
  *
- * HKDF and TLS1-PRF (TLS 1.2) come in part 2; until then libssl takes
- * them from the default provider, which cannot use tokens: TLS 1.2
- * fails closed rather than run on raw secrets.
+ * TLS1-PRF (TLS 1.2, openssl-patch/patches/0004) works the same way: a
+ * derivation marked with mpktls-out is one KS_OP_KDF over the secret and
+ * the concatenated seeds (the master secret -> a SECRET token; the key
+ * block, with its layout in mpktls-kb-mac/key/iv -> record-key tokens
+ * and clear fixed IVs, in libssl's order; Finished and exporters ->
+ * clear).  Seeds concatenate, as in OpenSSL's TLS1-PRF: every seed
+ * parameter, in every call, is appended until reset.  The digest must be
+ * SHA-256/384/512 (TLS 1.2): the MD5-SHA1 PRF of TLS 1.0/1.1 is refused
+ * when marked.  Unmarked derivations go to the default TLS1-PRF.
+ *
+ * HKDF is not offered: libssl never fetches it (the default TLS13-KDF
+ * fetches HMAC, not HKDF), so it stays the default provider's.
  */
 
 #include "ksp_local.h"
@@ -54,8 +63,19 @@ struct blob {
     int             big;                /* longer than we keep: not copied */
 };
 
+struct kdf_kind {
+    struct ksp_fwd  fwd;
+    int             prf;                /* TLS1-PRF; 0: TLS13-KDF */
+};
+
+static struct kdf_kind kind_tls13 = {
+    { OSSL_OP_KDF, "TLS13-KDF", NULL, 0 }, 0 };
+static struct kdf_kind kind_prf = {
+    { OSSL_OP_KDF, "TLS1-PRF", NULL, 0 }, 1 };
+
 struct kdf_ctx {
     struct ksp_provctx  *pc;
+    struct kdf_kind     *kind;
     struct kdf_fns       fns;
     void                *inner;             /* the default's context */
     /* the parameters, as set so far */
@@ -65,12 +85,17 @@ struct kdf_ctx {
     unsigned char        labelbuf[KDF_LABEL_MAX], databuf[KDF_DATA_MAX];
     unsigned char        prefixbuf[KDF_PREFIX_MAX];
     struct blob          key, salt, label, data, prefix;
+    /* TLS1-PRF: key is the secret, data the concatenated seeds */
     /* the markers */
     char                 out[16];           /* "" if absent */
     int                  key_token, salt_token;     /* -1 if absent */
+    size_t               kb[3];             /* TLS1-PRF key-block layout */
+    int                  kb_set[3];
 };
 
-static struct ksp_fwd fwd_tls13 = { OSSL_OP_KDF, "TLS13-KDF", NULL, 0 };
+static const char *const kb_markers[3] = {
+    KSP_MARK_KB_MAC, KSP_MARK_KB_KEY, KSP_MARK_KB_IV
+};
 
 static void
 kdf_clear(struct kdf_ctx *c)
@@ -86,6 +111,8 @@ kdf_clear(struct kdf_ctx *c)
     c->prefix = (struct blob) { c->prefixbuf, 0, 0, 0 };
     c->out[0] = '\0';
     c->key_token = c->salt_token = -1;
+    memset(c->kb, 0, sizeof(c->kb));
+    memset(c->kb_set, 0, sizeof(c->kb_set));
 }
 
 static void
@@ -116,16 +143,16 @@ kdf_fns_load(struct kdf_fns *f, const OSSL_DISPATCH *d)
 }
 
 static void *
-tls13_newctx(void *provctx)
+kdf_newctx(struct ksp_provctx *pc, struct kdf_kind *kind)
 {
-    struct ksp_provctx *pc = provctx;
-    const OSSL_DISPATCH *d = ksp_fwd_impl(pc, &fwd_tls13);
+    const OSSL_DISPATCH *d = ksp_fwd_impl(pc, &kind->fwd);
     struct kdf_ctx *c;
 
     if (d == NULL || (c = calloc(1, sizeof(*c))) == NULL) {
         return NULL;
     }
     c->pc = pc;
+    c->kind = kind;
     kdf_fns_load(&c->fns, d);
     kdf_clear(c);
     if (c->fns.newctx == NULL || c->fns.freectx == NULL || c->fns.derive == NULL
@@ -208,6 +235,85 @@ take_blob(struct kdf_ctx *c, const OSSL_PARAM *p, struct blob *bl, size_t max)
     return 1;
 }
 
+/*
+ * A TLS1-PRF seed: appended to the seeds so far, as OpenSSL's TLS1-PRF
+ * does (empty ones are skipped there too).  Past the bound the seeds are
+ * no longer kept (big), but counted.
+ */
+static int
+add_seed(struct kdf_ctx *c, const OSSL_PARAM *p)
+{
+    const void *d;
+    size_t n;
+
+    if (p->data == NULL || p->data_size == 0) {
+        return 1;
+    }
+    if (!ksp_param_get_octets(p, &d, &n)) {
+        KSP_ERR(c->pc, KSP_R_BAD_PARAM, "%s", p->key);
+        return 0;
+    }
+    c->data.set = 1;
+    if (!c->data.big && n <= KDF_DATA_MAX - c->data.len) {
+        memcpy(c->data.b + c->data.len, d, n);
+    } else {
+        c->data.big = 1;
+    }
+    c->data.len += n;
+    return 1;
+}
+
+/*
+ * A marker (or any other parameter: 1, nothing to keep).  TLS13-KDF takes
+ * mpktls-out and the token flags; TLS1-PRF mpktls-out, the key-token flag
+ * and the key-block layout.
+ */
+static int
+kdf_parse_marker(struct kdf_ctx *c, const OSSL_PARAM *p)
+{
+    const char *s;
+    int v, i;
+
+    if (strncmp(p->key, "mpktls-", 7) != 0) {
+        return 1;                       /* not a marker: not ours to keep */
+    }
+    if (strcmp(p->key, KSP_MARK_OUT) == 0) {
+        if (!ksp_param_get_utf8(p, &s) || strlen(s) >= sizeof(c->out)) {
+            KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s", p->key);
+            return 0;
+        }
+        strcpy(c->out, s);
+        return 1;
+    }
+    if (strcmp(p->key, KSP_MARK_KEY_TOKEN) == 0
+        || (!c->kind->prf && strcmp(p->key, KSP_MARK_SALT_TOKEN) == 0))
+    {
+        if (!ksp_param_get_int(p, &v) || (v != 0 && v != 1)) {
+            KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s", p->key);
+            return 0;
+        }
+        if (strcmp(p->key, KSP_MARK_KEY_TOKEN) == 0) {
+            c->key_token = v;
+        } else {
+            c->salt_token = v;
+        }
+        return 1;
+    }
+    for (i = 0; c->kind->prf && i < 3; i++) {
+        if (strcmp(p->key, kb_markers[i]) == 0) {
+            if (!ksp_param_get_size_t(p, &c->kb[i]) || c->kb[i] > 64) {
+                KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s", p->key);
+                return 0;
+            }
+            c->kb_set[i] = 1;
+            return 1;
+        }
+    }
+    /* a marker this KDF never gets (a key-block layout on TLS13-KDF...) */
+    KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s on %s", p->key, c->kind->fwd.name);
+    return 0;
+}
+
 /* Our copy of the parameters that matter for a marked derivation. */
 static int
 kdf_parse(struct kdf_ctx *c, const OSSL_PARAM params[])
@@ -232,6 +338,18 @@ kdf_parse(struct kdf_ctx *c, const OSSL_PARAM params[])
                 return 0;
             }
             c->md = ksp_md_from_name(s);    /* 0: not one T serves */
+        } else if (c->kind->prf) {
+            if (strcmp(p->key, OSSL_KDF_PARAM_SECRET) == 0) {
+                if (!take_blob(c, p, &c->key, KDF_IN_MAX)) {
+                    return 0;
+                }
+            } else if (strcmp(p->key, OSSL_KDF_PARAM_SEED) == 0) {
+                if (!add_seed(c, p)) {
+                    return 0;
+                }
+            } else if (!kdf_parse_marker(c, p)) {
+                return 0;
+            }
         } else if (strcmp(p->key, OSSL_KDF_PARAM_KEY) == 0) {
             if (!take_blob(c, p, &c->key, KDF_IN_MAX)) {
                 return 0;
@@ -252,29 +370,7 @@ kdf_parse(struct kdf_ctx *c, const OSSL_PARAM params[])
             if (!take_blob(c, p, &c->prefix, KDF_PREFIX_MAX)) {
                 return 0;
             }
-        } else if (strcmp(p->key, KSP_MARK_OUT) == 0) {
-            if (!ksp_param_get_utf8(p, &s) || strlen(s) >= sizeof(c->out)) {
-                KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s", p->key);
-                return 0;
-            }
-            strcpy(c->out, s);
-        } else if (strcmp(p->key, KSP_MARK_KEY_TOKEN) == 0
-                   || strcmp(p->key, KSP_MARK_SALT_TOKEN) == 0)
-        {
-            int v;
-
-            if (!ksp_param_get_int(p, &v) || (v != 0 && v != 1)) {
-                KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s", p->key);
-                return 0;
-            }
-            if (strcmp(p->key, KSP_MARK_KEY_TOKEN) == 0) {
-                c->key_token = v;
-            } else {
-                c->salt_token = v;
-            }
-        } else if (strncmp(p->key, "mpktls-", 7) == 0) {
-            /* a marker TLS13-KDF never gets (a key-block layout...) */
-            KSP_ERR(c->pc, KSP_R_BAD_MARKER, "%s on TLS13-KDF", p->key);
+        } else if (!kdf_parse_marker(c, p)) {
             return 0;
         }
     }
@@ -353,8 +449,58 @@ tls13_derive_marked(struct kdf_ctx *c, unsigned char *out, size_t outlen)
     return ksp_gate(c->pc, KS_OP_KDF, &a, "TLS13-KDF") == 0;
 }
 
+/* A marked TLS1-PRF derivation: one crossing. */
 static int
-tls13_derive(void *vctx, unsigned char *out, size_t outlen,
+prf_derive_marked(struct kdf_ctx *c, unsigned char *out, size_t outlen)
+{
+    struct ks_args_kdf a;
+    uint32_t cls = out_class(c->out);
+    int kb = cls == KS_OUT_KEYBLOCK;
+
+    if (cls == 0 || cls == KS_OUT_RECORD_KEY || cls == KS_OUT_MAC_KEY) {
+        KSP_ERR(c->pc, KSP_R_BAD_MARKER, "mpktls-out \"%s\" on TLS1-PRF",
+                c->out);
+        return 0;
+    }
+    /* the layout comes with the key block, and only with it */
+    if ((kb && !(c->kb_set[0] && c->kb_set[1] && c->kb_set[2]))
+        || (!kb && (c->kb_set[0] || c->kb_set[1] || c->kb_set[2])))
+    {
+        KSP_ERR(c->pc, KSP_R_BAD_MARKER, "key-block layout");
+        return 0;
+    }
+    if (c->md == 0) {
+        /* MD5-SHA1 (TLS 1.0/1.1) or another digest T does not serve */
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "PRF digest");
+        return 0;
+    }
+    if (c->key.big || c->data.big || !c->key.set || c->key.len == 0) {
+        KSP_ERR(c->pc, KSP_R_BAD_PARAM, "secret missing or input too long "
+                "for the keystore");
+        return 0;
+    }
+    memset(&a, 0, sizeof(a));
+    a.kdf = KS_KDF_TLS1_PRF;
+    a.md = c->md;
+    a.mode = 0;
+    a.key_is_token = c->key_token == 1;
+    a.out_class = cls;
+    a.key = c->key.b;
+    a.keylen = c->key.len;
+    a.data = c->data.b;
+    a.datalen = c->data.len;
+    if (kb) {
+        a.kb_mac_len = (uint32_t) c->kb[0];
+        a.kb_key_len = (uint32_t) c->kb[1];
+        a.kb_iv_len = (uint32_t) c->kb[2];
+    }
+    a.out = out;
+    a.outlen = outlen;
+    return ksp_gate(c->pc, KS_OP_KDF, &a, "TLS1-PRF") == 0;
+}
+
+static int
+kdf_derive(void *vctx, unsigned char *out, size_t outlen,
     const OSSL_PARAM params[])
 {
     struct kdf_ctx *c = vctx;
@@ -363,14 +509,15 @@ tls13_derive(void *vctx, unsigned char *out, size_t outlen,
         return 0;
     }
     if (c->out[0] != '\0') {
-        return tls13_derive_marked(c, out, outlen);
+        return c->kind->prf ? prf_derive_marked(c, out, outlen)
+                            : tls13_derive_marked(c, out, outlen);
     }
     if (c->key_token == 1 || c->salt_token == 1) {
         /* a token input but no output class: nothing sensible to do */
         KSP_ERR(c->pc, KSP_R_BAD_MARKER, "token input without mpktls-out");
         return 0;
     }
-    /* ordinary raw-key crypto: the default's TLS13-KDF, same params */
+    /* ordinary raw-key crypto: the default's KDF, same params */
     return c->fns.derive(c->inner, out, outlen, params);
 }
 
@@ -396,10 +543,10 @@ kdf_get_ctx_params(void *vctx, OSSL_PARAM params[])
 }
 
 static const OSSL_PARAM *
-tls13_settable_ctx_params(void *vctx, void *provctx)
+kind_settable_ctx_params(void *vctx, void *provctx, struct kdf_kind *kind)
 {
     struct ksp_provctx *pc = provctx;
-    const OSSL_DISPATCH *d = ksp_fwd_impl(pc, &fwd_tls13);
+    const OSSL_DISPATCH *d = ksp_fwd_impl(pc, &kind->fwd);
     OSSL_FUNC_kdf_settable_ctx_params_fn *fn = (OSSL_FUNC_kdf_settable_ctx_params_fn *)
         ksp_dispatch_fn(d, OSSL_FUNC_KDF_SETTABLE_CTX_PARAMS);
     struct kdf_ctx *c = vctx;
@@ -408,10 +555,10 @@ tls13_settable_ctx_params(void *vctx, void *provctx)
 }
 
 static const OSSL_PARAM *
-tls13_gettable_ctx_params(void *vctx, void *provctx)
+kind_gettable_ctx_params(void *vctx, void *provctx, struct kdf_kind *kind)
 {
     struct ksp_provctx *pc = provctx;
-    const OSSL_DISPATCH *d = ksp_fwd_impl(pc, &fwd_tls13);
+    const OSSL_DISPATCH *d = ksp_fwd_impl(pc, &kind->fwd);
     OSSL_FUNC_kdf_gettable_ctx_params_fn *fn = (OSSL_FUNC_kdf_gettable_ctx_params_fn *)
         ksp_dispatch_fn(d, OSSL_FUNC_KDF_GETTABLE_CTX_PARAMS);
     struct kdf_ctx *c = vctx;
@@ -419,21 +566,35 @@ tls13_gettable_ctx_params(void *vctx, void *provctx)
     return fn == NULL ? NULL : fn(c != NULL ? c->inner : NULL, pc->deflt.provctx);
 }
 
-static const OSSL_DISPATCH tls13_kdf_functions[] = {
-    { OSSL_FUNC_KDF_NEWCTX, (ksp_fn) tls13_newctx },
-    { OSSL_FUNC_KDF_DUPCTX, (ksp_fn) kdf_dupctx },
-    { OSSL_FUNC_KDF_FREECTX, (ksp_fn) kdf_freectx },
-    { OSSL_FUNC_KDF_RESET, (ksp_fn) kdf_reset },
-    { OSSL_FUNC_KDF_DERIVE, (ksp_fn) tls13_derive },
-    { OSSL_FUNC_KDF_SET_CTX_PARAMS, (ksp_fn) kdf_set_ctx_params },
-    { OSSL_FUNC_KDF_GET_CTX_PARAMS, (ksp_fn) kdf_get_ctx_params },
-    { OSSL_FUNC_KDF_SETTABLE_CTX_PARAMS, (ksp_fn) tls13_settable_ctx_params },
-    { OSSL_FUNC_KDF_GETTABLE_CTX_PARAMS, (ksp_fn) tls13_gettable_ctx_params },
-    OSSL_DISPATCH_END
+#define KDF_FNS(tag, kind)                                                  \
+static void *tag##_newctx(void *provctx)                                    \
+{ return kdf_newctx(provctx, &kind); }                                      \
+static const OSSL_PARAM *tag##_settable_ctx_params(void *c, void *provctx)  \
+{ return kind_settable_ctx_params(c, provctx, &kind); }                     \
+static const OSSL_PARAM *tag##_gettable_ctx_params(void *c, void *provctx)  \
+{ return kind_gettable_ctx_params(c, provctx, &kind); }                     \
+static const OSSL_DISPATCH tag##_kdf_functions[] = {                        \
+    { OSSL_FUNC_KDF_NEWCTX, (ksp_fn) tag##_newctx },                        \
+    { OSSL_FUNC_KDF_DUPCTX, (ksp_fn) kdf_dupctx },                          \
+    { OSSL_FUNC_KDF_FREECTX, (ksp_fn) kdf_freectx },                        \
+    { OSSL_FUNC_KDF_RESET, (ksp_fn) kdf_reset },                            \
+    { OSSL_FUNC_KDF_DERIVE, (ksp_fn) kdf_derive },                          \
+    { OSSL_FUNC_KDF_SET_CTX_PARAMS, (ksp_fn) kdf_set_ctx_params },          \
+    { OSSL_FUNC_KDF_GET_CTX_PARAMS, (ksp_fn) kdf_get_ctx_params },          \
+    { OSSL_FUNC_KDF_SETTABLE_CTX_PARAMS,                                    \
+      (ksp_fn) tag##_settable_ctx_params },                                 \
+    { OSSL_FUNC_KDF_GETTABLE_CTX_PARAMS,                                    \
+      (ksp_fn) tag##_gettable_ctx_params },                                 \
+    OSSL_DISPATCH_END                                                       \
 };
+
+KDF_FNS(tls13, kind_tls13)
+KDF_FNS(prf, kind_prf)
 
 const OSSL_ALGORITHM ksp_kdfs[] = {
     { "TLS13-KDF", KSP_PROPS, tls13_kdf_functions,
       "TLS 1.3 KDF over sealed tokens (mpk-tls keystore)" },
+    { "TLS1-PRF", KSP_PROPS, prf_kdf_functions,
+      "TLS 1.2 PRF over sealed tokens, key blocks (mpk-tls keystore)" },
     { NULL, NULL, NULL, NULL }
 };

@@ -1,6 +1,6 @@
 /*
  * The keystore provider (openssl-patch/provider/), built in, in TLS 1.3
- * handshakes: an MPK test (the provider creates the keystore).
+ * and TLS 1.2 handshakes: an MPK test (the provider creates the keystore).
  *
  * Linked statically against the patched libssl/libcrypto, with
  * libkeystore.so (whose own libcrypto copy is hidden) and the provider
@@ -11,13 +11,18 @@
  * own that has only the default provider: an independent peer that
  * computes the real secrets.  Client and server talk over a BIO pair.
  *
- * For TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and
- * TLS_CHACHA20_POLY1305_SHA256, each with X25519MLKEM768 and X25519:
+ * For TLS 1.3 (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and
+ * TLS_CHACHA20_POLY1305_SHA256, each with X25519MLKEM768 and X25519; and
+ * with the groups P-256, P-384, P-521 and X448) and TLS 1.2 ECDHE
+ * (ECDHE-ECDSA and ECDHE-RSA with AES-128-GCM, AES-256-GCM and
+ * ChaCha20-Poly1305 over P-256, P-384, P-521, X25519 and X448), the
+ * table cases[]:
  *   1. the handshake and application data both ways succeed (and the
  *      exporter, whose output is public, agrees on both sides);
  *   2. the secrets the server's libssl holds in U (its keylog lines and
- *      its session's master key, the resumption PSK) differ from the
- *      client's, which are the real ones: the server only ever had tokens.
+ *      its session's master key: TLS 1.2's master secret, TLS 1.3's
+ *      resumption PSK) differ from the client's, which are the real ones:
+ *      the server only ever had tokens.
  *      Positive control: the same handshake without the provider
  *      preferred (default properties "" while the server's SSL_CTX is
  *      made and used) gives the server exactly the client's secrets, and
@@ -29,10 +34,19 @@
  *      server's read cleanly (bad_record_mac, the client gets the alert),
  *      and the keystore keeps working.
  * Also: the fetches land on the provider; unmarked calls (raw-key HMAC,
- * TLS13-KDF, AES-GCM) give the default provider's results without a
- * crossing; resumption (resumption PSK token, binder with a MAC-key
- * token); a key update; both sides on the provider (the client's key
- * generation and decapsulation/derive in T).
+ * TLS13-KDF, TLS1-PRF, AES-GCM) give the default provider's results
+ * without a crossing; the TLS 1.2 key block and record modes byte for
+ * byte against the default provider's TLS modes; key management of every
+ * group (private keys stay in T, the default's sizes; default-provider
+ * keys still work); OpenSSL's method-cache order (ks_provider_prime);
+ * resumption (TLS 1.3: resumption PSK token,
+ * binder with a MAC-key token; TLS 1.2: the master-secret token in the
+ * ticket); a key update; both sides on the provider (the client's key
+ * generation and decapsulation/derive in T); the default provider's
+ * other hybrids (SecP256r1MLKEM768, SecP384r1MLKEM1024, X448MLKEM1024),
+ * whose EC/X448 halves land on the keystore's key management, and its
+ * groups with raw secrets (ffdhe2048, MLKEM768) fail cleanly (and work in
+ * the control).
  */
 
 #define _GNU_SOURCE
@@ -48,10 +62,12 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/opensslv.h>
+#include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
@@ -68,8 +84,8 @@
 
 static OSSL_PROVIDER *default_prov, *ks_prov, *client_default;
 static OSSL_LIB_CTX *client_lib;        /* the peer: default provider only */
-static EVP_PKEY *cert_key;
-static X509 *cert;
+static EVP_PKEY *cert_key, *rsa_key;    /* the default provider's keys */
+static X509 *cert, *rsa_cert;
 static unsigned char ticket_keys[80];
 
 /* ---- the keystore's crossing counter ------------------------------------ */
@@ -205,17 +221,25 @@ static const char *const tls13_labels[] = {
     "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET",
 };
 #define NLABELS (sizeof(tls13_labels) / sizeof(tls13_labels[0]))
+/* TLS 1.2: "CLIENT_RANDOM <client random> <master secret>" */
+static const char *const tls12_labels[] = { "CLIENT_RANDOM" };
 
 /* ---- TLS between two SSL objects ----------------------------------------- */
 
+/*
+ * A self-signed certificate for key.  The keys are the default
+ * provider's (as a key decoded from a file is, whatever the properties):
+ * the keystore's EC key management would make an ephemeral key in T,
+ * which cannot sign (long-term keys in T are not done yet).
+ */
 static int
-make_cert(void)
+make_cert(EVP_PKEY *key, X509 **out)
 {
     X509_NAME *name;
+    X509 *cert = X509_new();
 
-    cert_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    cert = X509_new();
-    if (cert_key == NULL || cert == NULL)
+    *out = cert;
+    if (key == NULL || cert == NULL)
         return 0;
     name = X509_get_subject_name(cert);
     return X509_set_version(cert, X509_VERSION_3)
@@ -225,15 +249,47 @@ make_cert(void)
         && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                (const unsigned char *)"localhost", -1, -1, 0)
         && X509_set_issuer_name(cert, name)
-        && X509_set_pubkey(cert, cert_key)
-        && X509_sign(cert, cert_key, EVP_sha256()) > 0;
+        && X509_set_pubkey(cert, key)
+        && X509_sign(cert, key, EVP_sha256()) > 0;
 }
 
 struct tls_case {
     const char *name;
-    const char *suite;
+    const char *suite;      /* TLS 1.3 ciphersuite, or TLS 1.2 cipher list */
     const char *group;
+    int tls12;              /* TLS 1.2 only (ECDHE); else TLS 1.3 only */
+    int rsa;                /* an RSA certificate (ECDHE-RSA) */
+    int flags;
 };
+#define F_RSA_KX    1       /* TLS 1.2 RSA key exchange: a raw premaster */
+#define F_NO_EMS    2       /* TLS 1.2 without the extended master secret */
+
+static int
+case_version(const struct tls_case *tc)
+{
+    return tc->tls12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+}
+
+static void
+set_suite(SSL_CTX *ctx, const struct tls_case *tc)
+{
+    char groups[64];
+
+    /* TLS 1.2 ECDHE-ECDSA: the certificate's curve must be a supported
+     * group too; the client's first choice is the key exchange's */
+    snprintf(groups, sizeof(groups), "%s%s", tc->group,
+        tc->tls12 && !tc->rsa && strcmp(tc->group, "P-256") != 0
+        ? ":P-256" : "");
+    assert_int_equal(SSL_CTX_set_min_proto_version(ctx, case_version(tc)), 1);
+    assert_int_equal(SSL_CTX_set_max_proto_version(ctx, case_version(tc)), 1);
+    assert_int_equal(SSL_CTX_set1_groups_list(ctx, groups), 1);
+    if (tc->tls12)
+        assert_int_equal(SSL_CTX_set_cipher_list(ctx, tc->suite), 1);
+    else
+        assert_int_equal(SSL_CTX_set_ciphersuites(ctx, tc->suite), 1);
+    if (tc->flags & F_NO_EMS)
+        SSL_CTX_set_options(ctx, SSL_OP_NO_EXTENDED_MASTER_SECRET);
+}
 
 /* The server: in the default library context, where the keystore provider
  * is preferred (but not in the controls, see not_preferred()). */
@@ -243,13 +299,13 @@ server_ctx(const struct tls_case *tc)
     SSL_CTX *ctx = SSL_CTX_new_ex(NULL, NULL, TLS_server_method());
 
     assert_non_null(ctx);
-    assert_int_equal(SSL_CTX_use_certificate(ctx, cert), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, cert_key), 1);
+    assert_int_equal(SSL_CTX_use_certificate(ctx, tc->rsa ? rsa_cert : cert),
+        1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, tc->rsa ? rsa_key : cert_key),
+        1);
     assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(ctx, ticket_keys,
                          sizeof(ticket_keys)), 1);
-    assert_int_equal(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION), 1);
-    assert_int_equal(SSL_CTX_set1_groups_list(ctx, tc->group), 1);
-    assert_int_equal(SSL_CTX_set_ciphersuites(ctx, tc->suite), 1);
+    set_suite(ctx, tc);
     SSL_CTX_set_keylog_callback(ctx, keylog_server_cb);
     return ctx;
 }
@@ -264,9 +320,7 @@ client_ctx(const struct tls_case *tc, int on_keystore)
 
     assert_non_null(ctx);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    assert_int_equal(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION), 1);
-    assert_int_equal(SSL_CTX_set1_groups_list(ctx, tc->group), 1);
-    assert_int_equal(SSL_CTX_set_ciphersuites(ctx, tc->suite), 1);
+    set_suite(ctx, tc);
     SSL_CTX_set_keylog_callback(ctx, keylog_client_cb);
     return ctx;
 }
@@ -373,19 +427,49 @@ step(SSL *ssl, int *done)
     return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
 }
 
-static void
-handshake(SSL *c, SSL *s)
+static int
+group_nid(const char *group)
+{
+    static const struct { const char *name; int nid; } g[] = {
+        { "P-256", NID_X9_62_prime256v1 }, { "P-384", NID_secp384r1 },
+        { "P-521", NID_secp521r1 }, { "X25519", NID_X25519 },
+        { "X448", NID_X448 },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+        if (strcmp(group, g[i].name) == 0)
+            return g[i].nid;
+    /* groups without a NID (the hybrids): their TLS group id */
+    return (int)(TLSEXT_nid_unknown
+        | (strcmp(group, "X25519MLKEM768") == 0 ? 0x11EC : 0));
+}
+
+/* The handshake; 1 if it completed, 0 if a side failed (errors queued) */
+static int
+try_handshake(SSL *c, SSL *s)
 {
     int cdone = 0, sdone = 0, i;
 
-    for (i = 0; i < 64 && !(cdone && sdone); i++) {
-        if (!step(c, &cdone) || !step(s, &sdone)) {
-            ERR_print_errors_fp(stderr);
-            fail_msg("handshake failed");
-        }
+    for (i = 0; i < 64 && !(cdone && sdone); i++)
+        if (!step(c, &cdone) || !step(s, &sdone))
+            return 0;
+    return cdone && sdone;
+}
+
+static void
+handshake(SSL *c, SSL *s, const struct tls_case *tc)
+{
+    if (!try_handshake(c, s)) {
+        ERR_print_errors_fp(stderr);
+        fail_msg("handshake failed");
     }
-    assert_true(cdone && sdone);
-    assert_int_equal(SSL_version(s), TLS1_3_VERSION);
+    assert_int_equal(SSL_version(s), case_version(tc));
+    assert_int_equal(SSL_version(c), case_version(tc));
+    /* the key exchange was the case's group (none when resuming TLS 1.2
+     * or with RSA key exchange) */
+    if (!(tc->tls12 && SSL_session_reused(s)) && !(tc->flags & F_RSA_KX))
+        assert_int_equal(SSL_get_negotiated_group(s), group_nid(tc->group));
 }
 
 /* One application record of len bytes from |from| to |to| */
@@ -431,16 +515,24 @@ close_pair(SSL *c, SSL *s)
 
 /* ---- the checks ------------------------------------------------------------ */
 
-/* How many of the TLS 1.3 secrets the two sides logged are equal */
+/* The secrets both sides log: TLS 1.3 traffic and exporter secrets, or
+ * TLS 1.2's master secret */
 static int
-secrets_equal(void)
+nlabels(const struct tls_case *tc)
 {
-    size_t i;
-    int equal = 0;
+    return tc->tls12 ? 1 : (int)NLABELS;
+}
 
-    for (i = 0; i < NLABELS; i++) {
-        const char *cs = keylog_get(&kl_client, tls13_labels[i]);
-        const char *ss = keylog_get(&kl_server, tls13_labels[i]);
+/* How many of the secrets the two sides logged are equal */
+static int
+secrets_equal(const struct tls_case *tc)
+{
+    const char *const *labels = tc->tls12 ? tls12_labels : tls13_labels;
+    int i, equal = 0;
+
+    for (i = 0; i < nlabels(tc); i++) {
+        const char *cs = keylog_get(&kl_client, labels[i]);
+        const char *ss = keylog_get(&kl_server, labels[i]);
 
         assert_non_null(cs);
         assert_non_null(ss);
@@ -450,8 +542,8 @@ secrets_equal(void)
     return equal;
 }
 
-/* The session master keys (TLS 1.3: the resumption PSK of the last
- * ticket): 1 if equal */
+/* The session master keys (TLS 1.2: the master secret; TLS 1.3: the
+ * resumption PSK of the last ticket): 1 if equal */
 static int
 master_keys_equal(SSL *c, SSL *s)
 {
@@ -499,9 +591,9 @@ steady(SSL *from, SSL *to, int n)
     return total;
 }
 
-/* One TLS 1.3 case; control = 1: the server does not use the keystore. */
+/* One TLS case; control = 1: the server does not use the keystore. */
 static void
-tls13_case(const struct tls_case *tc, int control)
+tls_case_run(const struct tls_case *tc, int control)
 {
     SSL_CTX *cctx = client_ctx(tc, 0), *sctx = server_ctx(tc);
     SSL *c, *s;
@@ -514,7 +606,7 @@ tls13_case(const struct tls_case *tc, int control)
     connect_pair(cctx, sctx, &c, &s);
     ops_snap(&o);
     t0 = crossings();
-    handshake(c, s);
+    handshake(c, s, tc);
     hs = crossings() - t0;
     ops = ops_since(&o, &total, buf);
     assert_int_equal(total, hs);                /* all of them the provider's */
@@ -522,9 +614,9 @@ tls13_case(const struct tls_case *tc, int control)
     exporters_agree(c, s);
 
     /* 2: what the server's libssl holds */
-    equal = secrets_equal();
+    equal = secrets_equal(tc);
     if (control) {
-        assert_int_equal(equal, NLABELS);
+        assert_int_equal(equal, nlabels(tc));
         assert_true(master_keys_equal(c, s));
     } else {
         assert_int_equal(equal, 0);
@@ -539,7 +631,7 @@ tls13_case(const struct tls_case *tc, int control)
         "%s\n", tc->name, control ? " (control: provider not preferred)" : "",
         (unsigned long long)hs, hs ? " (" : "", ops, hs ? ")" : "",
         STEADY_RECORDS, (unsigned long long)s2c, (unsigned long long)c2s,
-        equal == (int)NLABELS ? "= client's" : "!= client's (tokens)");
+        equal == nlabels(tc) ? "= client's" : "!= client's (tokens)");
     if (control) {
         assert_int_equal(hs, 0);
         assert_int_equal(s2c, 0);
@@ -556,24 +648,54 @@ tls13_case(const struct tls_case *tc, int control)
 }
 
 static const struct tls_case cases[] = {
-    { "AES-128-GCM X25519MLKEM768", "TLS_AES_128_GCM_SHA256", "X25519MLKEM768" },
-    { "AES-256-GCM X25519MLKEM768", "TLS_AES_256_GCM_SHA384", "X25519MLKEM768" },
-    { "ChaCha20 X25519MLKEM768", "TLS_CHACHA20_POLY1305_SHA256", "X25519MLKEM768" },
-    { "AES-128-GCM X25519", "TLS_AES_128_GCM_SHA256", "X25519" },
-    { "AES-256-GCM X25519", "TLS_AES_256_GCM_SHA384", "X25519" },
-    { "ChaCha20 X25519", "TLS_CHACHA20_POLY1305_SHA256", "X25519" },
+    /* TLS 1.3 */
+    { "AES-128-GCM X25519MLKEM768", "TLS_AES_128_GCM_SHA256",
+      "X25519MLKEM768", 0, 0, 0 },
+    { "AES-256-GCM X25519MLKEM768", "TLS_AES_256_GCM_SHA384",
+      "X25519MLKEM768", 0, 0, 0 },
+    { "ChaCha20 X25519MLKEM768", "TLS_CHACHA20_POLY1305_SHA256",
+      "X25519MLKEM768", 0, 0, 0 },
+    { "AES-128-GCM X25519", "TLS_AES_128_GCM_SHA256", "X25519", 0, 0, 0 },
+    { "AES-256-GCM X25519", "TLS_AES_256_GCM_SHA384", "X25519", 0, 0, 0 },
+    { "ChaCha20 X25519", "TLS_CHACHA20_POLY1305_SHA256", "X25519", 0, 0,
+      0 },
+    { "AES-128-GCM P-256", "TLS_AES_128_GCM_SHA256", "P-256", 0, 0, 0 },
+    { "AES-256-GCM P-384", "TLS_AES_256_GCM_SHA384", "P-384", 0, 0, 0 },
+    { "ChaCha20 P-521", "TLS_CHACHA20_POLY1305_SHA256", "P-521", 0, 0, 0 },
+    { "AES-256-GCM X448", "TLS_AES_256_GCM_SHA384", "X448", 0, 0, 0 },
+    /* TLS 1.2 ECDHE */
+#define FIRST_TLS12 10
+    { "TLS1.2 ECDHE-ECDSA-AES128-GCM P-256",
+      "ECDHE-ECDSA-AES128-GCM-SHA256", "P-256", 1, 0, 0 },
+    { "TLS1.2 ECDHE-ECDSA-AES256-GCM P-384",
+      "ECDHE-ECDSA-AES256-GCM-SHA384", "P-384", 1, 0, 0 },
+    { "TLS1.2 ECDHE-ECDSA-CHACHA20 X25519",
+      "ECDHE-ECDSA-CHACHA20-POLY1305", "X25519", 1, 0, 0 },
+    { "TLS1.2 ECDHE-ECDSA-AES128-GCM X448",
+      "ECDHE-ECDSA-AES128-GCM-SHA256", "X448", 1, 0, 0 },
+    { "TLS1.2 ECDHE-ECDSA-CHACHA20 P-521",
+      "ECDHE-ECDSA-CHACHA20-POLY1305", "P-521", 1, 0, 0 },
+    { "TLS1.2 ECDHE-RSA-AES256-GCM P-256",
+      "ECDHE-RSA-AES256-GCM-SHA384", "P-256", 1, 1, 0 },
+    { "TLS1.2 ECDHE-RSA-CHACHA20 X25519",
+      "ECDHE-RSA-CHACHA20-POLY1305", "X25519", 1, 1, 0 },
+    { "TLS1.2 ECDHE-ECDSA-AES256-GCM P-256 without EMS",
+      "ECDHE-ECDSA-AES256-GCM-SHA384", "P-256", 1, 0, F_NO_EMS },
+    { "TLS1.2 RSA-AES128-GCM (RSA key exchange)",
+      "AES128-GCM-SHA256", "P-256", 1, 1, F_RSA_KX },
 };
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
 
 static void
-tls13_keystore(void **state)
+tls_keystore(void **state)
 {
-    tls13_case(*state, 0);
+    tls_case_run(*state, 0);
 }
 
 static void
-tls13_control(void **state)
+tls_control(void **state)
 {
-    tls13_case(*state, 1);
+    tls_case_run(*state, 1);
 }
 
 /*
@@ -622,8 +744,30 @@ fetches(void **state)
     EVP_KEM *kem = EVP_KEM_fetch(NULL, "X25519MLKEM768", NULL);
     EVP_CIPHER *cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
     struct ks_stats st;
+    static const char *const kdfs[] = { "TLS1-PRF" };
+    static const char *const keymgmts[] = { "X448", "EC" };
+    static const char *const exchs[] = { "X448", "ECDH" };
+    size_t i;
 
     (void)state;
+    for (i = 0; i < sizeof(kdfs) / sizeof(kdfs[0]); i++) {
+        EVP_KDF *f = EVP_KDF_fetch(NULL, kdfs[i], NULL);
+
+        assert_string_equal(prov_of(EVP_KDF_get0_provider(f)), "keystore");
+        EVP_KDF_free(f);
+    }
+    for (i = 0; i < sizeof(keymgmts) / sizeof(keymgmts[0]); i++) {
+        EVP_KEYMGMT *f = EVP_KEYMGMT_fetch(NULL, keymgmts[i], NULL);
+
+        assert_string_equal(prov_of(EVP_KEYMGMT_get0_provider(f)), "keystore");
+        EVP_KEYMGMT_free(f);
+    }
+    for (i = 0; i < sizeof(exchs) / sizeof(exchs[0]); i++) {
+        EVP_KEYEXCH *f = EVP_KEYEXCH_fetch(NULL, exchs[i], NULL);
+
+        assert_string_equal(prov_of(EVP_KEYEXCH_get0_provider(f)), "keystore");
+        EVP_KEYEXCH_free(f);
+    }
     assert_string_equal(prov_of(EVP_KDF_get0_provider(kdf)), "keystore");
     assert_string_equal(prov_of(EVP_MAC_get0_provider(mac)), "keystore");
     assert_string_equal(prov_of(EVP_CIPHER_get0_provider(c1)), "keystore");
@@ -635,6 +779,15 @@ fetches(void **state)
     assert_string_equal(prov_of(EVP_KEM_get0_provider(kem)), "keystore");
     /* what it does not implement stays the default's */
     assert_string_equal(prov_of(EVP_CIPHER_get0_provider(cbc)), "default");
+    {
+        EVP_KEYMGMT *f = EVP_KEYMGMT_fetch(NULL, "SecP256r1MLKEM768", NULL);
+        EVP_KDF *h = EVP_KDF_fetch(NULL, "HKDF", NULL);
+
+        assert_string_equal(prov_of(EVP_KEYMGMT_get0_provider(f)), "default");
+        assert_string_equal(prov_of(EVP_KDF_get0_provider(h)), "default");
+        EVP_KEYMGMT_free(f);
+        EVP_KDF_free(h);
+    }
     /* the cipher constants are the default's */
     assert_int_equal(EVP_CIPHER_get_key_length(c1), 16);
     assert_int_equal(EVP_CIPHER_get_iv_length(c1), 12);
@@ -700,6 +853,34 @@ tls13_expand(OSSL_LIB_CTX *lib, unsigned char *out, const char **prov)
     EVP_KDF_free(kdf);
 }
 
+static void
+tls1_prf(OSSL_LIB_CTX *lib, unsigned char *out, size_t outlen,
+    const char **prov)
+{
+    static const unsigned char secret[48] = "a raw TLS 1.2 secret, not a token...............";
+    EVP_KDF *kdf = EVP_KDF_fetch(lib, "TLS1-PRF", NULL);
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(kdf);
+    OSSL_PARAM p[] = {
+        OSSL_PARAM_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA2-256", 0),
+        OSSL_PARAM_octet_string(OSSL_KDF_PARAM_SECRET, (void *)secret, 48),
+        OSSL_PARAM_octet_string(OSSL_KDF_PARAM_SEED, "key expansion", 13),
+        OSSL_PARAM_octet_string(OSSL_KDF_PARAM_SEED, "server random", 13),
+        OSSL_PARAM_END
+    };
+    OSSL_PARAM more[] = {
+        /* seeds concatenate across calls too */
+        OSSL_PARAM_octet_string(OSSL_KDF_PARAM_SEED, "client random", 13),
+        OSSL_PARAM_END
+    };
+
+    assert_non_null(ctx);
+    *prov = prov_of(EVP_KDF_get0_provider(kdf));
+    assert_int_equal(EVP_KDF_CTX_set_params(ctx, p), 1);
+    assert_int_equal(EVP_KDF_derive(ctx, out, outlen, more), 1);
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+}
+
 /* Unmarked calls: the default provider's results, no crossing */
 static void
 unmarked_forwarded(void **state)
@@ -735,6 +916,12 @@ unmarked_forwarded(void **state)
     assert_string_equal(p2, "default");
     assert_memory_equal(k1, k2, sizeof(k1));
 
+    tls1_prf(NULL, c1, 40, &p1);
+    tls1_prf(client_lib, c2, 40, &p2);
+    assert_string_equal(p1, "keystore");
+    assert_string_equal(p2, "default");
+    assert_memory_equal(c1, c2, 40);
+
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         aes_gcm(NULL, names[i], key, c1, t1, &p1);
         aes_gcm(client_lib, names[i], key, c2, t2, &p2);
@@ -746,7 +933,271 @@ unmarked_forwarded(void **state)
     assert_int_equal(crossings() - before, 0);
 }
 
+/* ---- TLS 1.2: the key block and the record modes, against the default ---- */
+
+static const unsigned char prf_secret[48] =
+    "a raw master secret: the caller knows its token";
+static const unsigned char prf_seed[] =
+    "key expansion" "server random..................." "client random...................";
+
+/*
+ * A TLS 1.2 key block from a raw master secret.  marked: as libssl asks
+ * for it (mpktls-out=keyblock and the layout; the keys come back as
+ * record-key tokens, the fixed IVs clear); else unmarked, the default's.
+ */
+static int
+key_block(OSSL_LIB_CTX *lib, int marked, const char *out, size_t kb_key,
+    size_t kb_iv, size_t kb_mac, unsigned char *kb, size_t len)
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(lib, "TLS1-PRF", NULL);
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(kdf);
+    int token = 0, ok;
+    OSSL_PARAM p[10], *q = p;
+
+    assert_non_null(ctx);
+    *q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+        "SHA2-256", 0);
+    *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET,
+        (void *)prf_secret, sizeof(prf_secret));
+    *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED,
+        (void *)prf_seed, sizeof(prf_seed) - 1);
+    if (marked) {
+        *q++ = OSSL_PARAM_construct_utf8_string("mpktls-out", (char *)out, 0);
+        *q++ = OSSL_PARAM_construct_int("mpktls-key-token", &token);
+        if (kb_key != 0) {
+            *q++ = OSSL_PARAM_construct_size_t("mpktls-kb-mac", &kb_mac);
+            *q++ = OSSL_PARAM_construct_size_t("mpktls-kb-key", &kb_key);
+            *q++ = OSSL_PARAM_construct_size_t("mpktls-kb-iv", &kb_iv);
+        }
+    }
+    *q = OSSL_PARAM_construct_end();
+    ERR_set_mark();
+    ok = EVP_KDF_derive(ctx, kb, len, p) == 1;
+    ERR_pop_to_mark();
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    return ok;
+}
+
+/*
+ * A TLS 1.2 record cipher as libssl's tls1_meth.c sets one up: GCM with
+ * the key, then the 4-byte fixed IV; ChaCha20-Poly1305 with key and IV.
+ * token: the key is a record-key token (the marker libssl adds).
+ */
+static EVP_CIPHER_CTX *
+record_ctx(OSSL_LIB_CTX *lib, const char *name, int enc, int token,
+    const unsigned char *key, const unsigned char *iv, size_t ivlen)
+{
+    EVP_CIPHER *ciph = EVP_CIPHER_fetch(lib, name, NULL);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int one = 1;
+    OSSL_PARAM p[2] = { OSSL_PARAM_END, OSSL_PARAM_END };
+    int gcm = ivlen == 4;
+
+    assert_non_null(ciph);
+    assert_string_equal(prov_of(EVP_CIPHER_get0_provider(ciph)),
+        lib == NULL ? "keystore" : "default");
+    if (token)
+        p[0] = OSSL_PARAM_construct_int("mpktls-key-token", &one);
+    assert_int_equal(EVP_CipherInit_ex2(ctx, ciph, key, gcm ? NULL : iv, enc,
+                         p), 1);
+    if (gcm)
+        assert_true(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IV_FIXED,
+                        (int)ivlen, (void *)iv) > 0);
+    EVP_CIPHER_free(ciph);
+    return ctx;
+}
+
+/*
+ * One record as tls1_cipher() does it: the 13-byte AAD (sequence number,
+ * type, version, record length), then the whole record in one update.
+ * buf: [explicit nonce (GCM)] payload [tag]; *len: the record's length in,
+ * what the cipher answers out (whole record / payload).  1 or 0.
+ */
+static int
+record_op(EVP_CIPHER_CTX *ctx, int gcm, uint64_t seq, unsigned char *buf,
+    size_t *len)
+{
+    unsigned char aad[13];
+    int i, pad, outl = 0, ok;
+    size_t reclen = *len;
+
+    for (i = 0; i < 8; i++)
+        aad[i] = (unsigned char)(seq >> (56 - 8 * i));
+    aad[8] = 23;
+    aad[9] = 3;
+    aad[10] = 3;
+    /* sending: the length before the tag; receiving: the whole record */
+    if (EVP_CIPHER_CTX_is_encrypting(ctx))
+        reclen -= 16;
+    aad[11] = (unsigned char)(reclen >> 8);
+    aad[12] = (unsigned char)reclen;
+    ERR_set_mark();
+    pad = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_TLS1_AAD, 13, aad);
+    ok = pad == 16
+        && EVP_CipherUpdate(ctx, buf, &outl, buf, (int)*len) == 1;
+    ERR_pop_to_mark();
+    (void)gcm;
+    *len = (size_t)outl;
+    return ok;
+}
+
+/*
+ * TLS1-PRF's key block and the TLS 1.2 record modes, byte for byte
+ * against the default provider: the key block from a raw master secret
+ * (the fixed IVs clear and equal to the default's, the keys tokens);
+ * records our encryption makes decrypt with the default's TLS mode and
+ * the raw keys, and the default's decrypt with ours; each record is one
+ * crossing; a sequence number is never used twice for encryption; a
+ * flipped bit fails the record.
+ */
+static void
+tls12_records_match_default(void **state)
+{
+    static const struct {
+        const char *name;
+        size_t key, iv;
+    } algs[] = {
+        { "AES-128-GCM", 16, 4 }, { "AES-256-GCM", 32, 4 },
+        { "ChaCha20-Poly1305", 32, 12 },
+    };
+    static const unsigned char msg[] = "a TLS 1.2 application record";
+    size_t a, plen = sizeof(msg), n;
+    uint64_t before, recs;
+
+    (void)state;
+    for (a = 0; a < sizeof(algs) / sizeof(algs[0]); a++) {
+        size_t k = algs[a].key, iv = algs[a].iv, kblen = 2 * (k + iv);
+        size_t eiv = iv == 4 ? 8 : 0, total = eiv + plen + 16;
+        int gcm = iv == 4;
+        unsigned char ours[128], theirs[128], buf[256], buf2[256];
+        EVP_CIPHER_CTX *oe, *od, *te, *td;
+
+        before = crossings();
+        assert_true(key_block(NULL, 1, "keyblock", k, iv, 0, ours, kblen));
+        assert_true(key_block(client_lib, 0, NULL, 0, 0, 0, theirs, kblen));
+        assert_int_equal(crossings() - before, 1);
+        /* client key, server key: tokens; client IV, server IV: clear */
+        assert_memory_not_equal(ours, theirs, k);
+        assert_memory_not_equal(ours + k, theirs + k, k);
+        assert_memory_equal(ours + 2 * k, theirs + 2 * k, 2 * iv);
+
+        /* ours (client write, token) -> the default (server read, raw) */
+        oe = record_ctx(NULL, algs[a].name, 1, 1, ours, ours + 2 * k, iv);
+        td = record_ctx(client_lib, algs[a].name, 0, 0, theirs,
+            theirs + 2 * k, iv);
+        recs = op_calls[KS_OP_AEAD_RECORD];
+        before = crossings();
+        memset(buf, 0, sizeof(buf));
+        memcpy(buf + eiv, msg, plen);
+        n = total;
+        assert_true(record_op(oe, gcm, 7, buf, &n));
+        assert_int_equal(n, total);
+        assert_int_equal(crossings() - before, 1);
+        assert_int_equal(op_calls[KS_OP_AEAD_RECORD] - recs, 1);
+        if (gcm) {      /* our explicit nonce: the sequence number */
+            static const unsigned char seq7[8] = { 0, 0, 0, 0, 0, 0, 0, 7 };
+
+            assert_memory_equal(buf, seq7, 8);
+        }
+        memcpy(buf2, buf, total);
+        n = total;
+        assert_true(record_op(td, gcm, 7, buf, &n));
+        assert_int_equal(n, plen);
+        assert_memory_equal(buf + eiv, msg, plen);
+        /* no sequence number twice, nor going back */
+        memcpy(buf, buf2, total);
+        n = total;
+        assert_false(record_op(oe, gcm, 7, buf, &n));
+        n = total;
+        assert_false(record_op(oe, gcm, 6, buf, &n));
+        memcpy(buf + eiv, msg, plen);
+        n = total;
+        assert_true(record_op(oe, gcm, 8, buf, &n));
+        n = total;
+        assert_true(record_op(td, gcm, 8, buf, &n));
+        assert_memory_equal(buf + eiv, msg, plen);
+
+        /* the default (client write, raw) -> ours (server read, token) */
+        te = record_ctx(client_lib, algs[a].name, 1, 0, theirs,
+            theirs + 2 * k, iv);
+        od = record_ctx(NULL, algs[a].name, 0, 1, ours, ours + 2 * k, iv);
+        memset(buf, 0, sizeof(buf));
+        memcpy(buf + eiv, msg, plen);
+        n = total;
+        assert_true(record_op(te, gcm, 0, buf, &n));
+        assert_int_equal(n, total);
+        memcpy(buf2, buf, total);
+        recs = op_calls[KS_OP_AEAD_RECORD];
+        n = total;
+        assert_true(record_op(od, gcm, 0, buf, &n));
+        assert_int_equal(op_calls[KS_OP_AEAD_RECORD] - recs, 1);
+        assert_int_equal(n, plen);
+        assert_memory_equal(buf + eiv, msg, plen);
+        /* a flipped bit in the ciphertext: refused, the output zeroed */
+        memcpy(buf, buf2, total);
+        buf[eiv + 3] ^= 0x20;
+        n = total;
+        assert_false(record_op(od, gcm, 0, buf, &n));
+        for (n = 0; n < plen; n++)
+            assert_int_equal(buf[eiv + n], 0);
+        /* a record without its AAD: refused, no crossing */
+        recs = op_calls[KS_OP_AEAD_RECORD];
+        ERR_set_mark();
+        assert_int_equal(EVP_CipherUpdate(od, buf, (int *)&n, buf2,
+                             (int)total), 0);
+        ERR_pop_to_mark();
+        assert_int_equal(op_calls[KS_OP_AEAD_RECORD], recs);
+        print_message("# TLS 1.2 %s: key block %zu bytes (IVs clear, keys "
+            "tokens), records both ways match the default's, 1 crossing "
+            "each\n", algs[a].name, kblen);
+        EVP_CIPHER_CTX_free(oe);
+        EVP_CIPHER_CTX_free(od);
+        EVP_CIPHER_CTX_free(te);
+        EVP_CIPHER_CTX_free(td);
+    }
+}
+
+/* What a marked TLS1-PRF must carry, refused by the provider or T */
+static void
+prf_marks_refused(void **state)
+{
+    unsigned char kb[88];
+    uint64_t before = crossings();
+
+    (void)state;
+    /* a key block without its layout, a record key, an unknown class */
+    assert_false(key_block(NULL, 1, "keyblock", 0, 0, 0, kb, 40));
+    assert_false(key_block(NULL, 1, "record-key", 0, 0, 0, kb, 16));
+    assert_false(key_block(NULL, 1, "something", 0, 0, 0, kb, 16));
+    assert_int_equal(crossings() - before, 0);
+    /* layouts T does not serve (a MAC key: CBC suites), or that do not add
+     * up: T refuses */
+    assert_false(key_block(NULL, 1, "keyblock", 16, 4, 20, kb, 80));
+    assert_false(key_block(NULL, 1, "keyblock", 16, 4, 0, kb, 48));
+    assert_false(key_block(NULL, 1, "keyblock", 16, 16, 0, kb, 64));
+    /* (which class a token input gives is T's decision: test_kdf) */
+    /* the same, right: fine */
+    assert_true(key_block(NULL, 1, "keyblock", 32, 12, 0, kb, 88));
+}
+
 /* ---- key management: private keys stay in T ------------------------------- */
+
+struct key_case {
+    const char  *alg;           /* key type */
+    const char  *group;         /* EC: the curve */
+    size_t       publen;        /* encoded public key */
+    int          kem;           /* 1: a KEM (decapsulation), else derive */
+};
+
+static const struct key_case key_cases[] = {
+    { "X25519", NULL, 32, 0 },
+    { "X448", NULL, 56, 0 },
+    { "EC", "P-256", 65, 0 },
+    { "EC", "P-384", 97, 0 },
+    { "EC", "P-521", 133, 0 },
+    { "X25519MLKEM768", NULL, 1216, 1 },
+};
 
 /*
  * A key made by the provider's key management has its private half in T:
@@ -754,26 +1205,36 @@ unmarked_forwarded(void **state)
  * decapsulation; the public key is exportable.  Control: the same calls in
  * the client's library context (default provider) give the private key.
  */
-static void
-one_key(OSSL_LIB_CTX *lib, const char *alg, size_t publen, int in_t)
+static EVP_PKEY *
+one_key(OSSL_LIB_CTX *lib, const struct key_case *kc, int in_t)
 {
-    EVP_PKEY *k = EVP_PKEY_Q_keygen(lib, NULL, alg), *peer = NULL;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(lib, NULL, kc->alg, kc->group), *peer = NULL;
     EVP_PKEY_CTX *pctx;
-    unsigned char priv[2560], *pub = NULL, *der = NULL, ss[64], ct[1120];
+    unsigned char priv[2560], *pub = NULL, *der = NULL, ss[72], ct[1120];
     size_t privlen = sizeof(priv), sslen = sizeof(ss), ctlen = sizeof(ct);
     OSSL_PARAM *data = NULL;
+    BIGNUM *bn = NULL;
     int derlen;
 
     assert_non_null(k);
     assert_string_equal(prov_of(EVP_PKEY_get0_provider(k)),
         in_t ? "keystore" : "default");
-    assert_int_equal(EVP_PKEY_get1_encoded_public_key(k, &pub), publen);
+    assert_int_equal(EVP_PKEY_get1_encoded_public_key(k, &pub), kc->publen);
     assert_int_equal(EVP_PKEY_todata(k, EVP_PKEY_PUBLIC_KEY, &data), 1);
     assert_non_null(OSSL_PARAM_locate(data, OSSL_PKEY_PARAM_PUB_KEY));
     OSSL_PARAM_free(data);
     data = NULL;
     /* the private key */
-    assert_int_equal(EVP_PKEY_get_raw_private_key(k, priv, &privlen), !in_t);
+    ERR_set_mark();
+    if (kc->group != NULL) {
+        assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_PRIV_KEY,
+                             &bn), !in_t);
+        BN_clear_free(bn);
+    } else {
+        assert_int_equal(EVP_PKEY_get_raw_private_key(k, priv, &privlen),
+            !in_t);
+    }
+    ERR_pop_to_mark();
     if (EVP_PKEY_todata(k, EVP_PKEY_KEYPAIR, &data) == 1) {
         assert_true((OSSL_PARAM_locate(data, OSSL_PKEY_PARAM_PRIV_KEY) == NULL)
             == in_t);
@@ -782,7 +1243,7 @@ one_key(OSSL_LIB_CTX *lib, const char *alg, size_t publen, int in_t)
         assert_true(in_t);
     }
     /* (the hybrid has no private key encoding, even in the default) */
-    if (strcmp(alg, "X25519") == 0) {
+    if (!kc->kem) {
         ERR_set_mark();
         derlen = i2d_PrivateKey(k, &der);
         ERR_pop_to_mark();
@@ -793,8 +1254,8 @@ one_key(OSSL_LIB_CTX *lib, const char *alg, size_t publen, int in_t)
     pctx = EVP_PKEY_CTX_new_from_pkey(lib, k, NULL);
     assert_non_null(pctx);
     ERR_set_mark();
-    if (strcmp(alg, "X25519") == 0) {
-        peer = EVP_PKEY_Q_keygen(lib, NULL, alg);
+    if (!kc->kem) {
+        peer = EVP_PKEY_Q_keygen(lib, NULL, kc->alg, kc->group);
         assert_non_null(peer);
         assert_int_equal(EVP_PKEY_derive_init(pctx), 1);
         assert_int_equal(EVP_PKEY_derive_set_peer(pctx, peer), 1);
@@ -815,17 +1276,85 @@ one_key(OSSL_LIB_CTX *lib, const char *alg, size_t publen, int in_t)
     EVP_PKEY_CTX_free(pctx);
     EVP_PKEY_free(peer);
     OPENSSL_free(pub);
-    EVP_PKEY_free(k);
+    return k;
 }
 
 static void
 private_keys_stay_in_t(void **state)
 {
+    size_t i;
+
     (void)state;
-    one_key(NULL, "X25519", 32, 1);
-    one_key(client_lib, "X25519", 32, 0);
-    one_key(NULL, "X25519MLKEM768", 1216, 1);
-    one_key(client_lib, "X25519MLKEM768", 1216, 0);
+    for (i = 0; i < sizeof(key_cases) / sizeof(key_cases[0]); i++) {
+        const struct key_case *kc = &key_cases[i];
+        EVP_PKEY *ours = one_key(NULL, kc, 1);
+        EVP_PKEY *theirs = one_key(client_lib, kc, 0);
+        char g1[32] = "", g2[32] = "";
+
+        /* the sizes libssl and the security level see are the default's */
+        assert_int_equal(EVP_PKEY_get_bits(ours), EVP_PKEY_get_bits(theirs));
+        assert_int_equal(EVP_PKEY_get_security_bits(ours),
+            EVP_PKEY_get_security_bits(theirs));
+        assert_int_equal(EVP_PKEY_get_size(ours), EVP_PKEY_get_size(theirs));
+        if (kc->group != NULL) {
+            assert_int_equal(EVP_PKEY_get_group_name(ours, g1, sizeof(g1),
+                                 NULL), 1);
+            assert_int_equal(EVP_PKEY_get_group_name(theirs, g2, sizeof(g2),
+                                 NULL), 1);
+            assert_string_equal(g1, g2);
+        }
+        print_message("# %s%s%s: bits %d, security bits %d, size %d, "
+            "private key in T\n", kc->alg, kc->group ? " " : "",
+            kc->group ? kc->group : "", EVP_PKEY_get_bits(ours),
+            EVP_PKEY_get_security_bits(ours), EVP_PKEY_get_size(ours));
+        EVP_PKEY_free(ours);
+        EVP_PKEY_free(theirs);
+    }
+}
+
+/*
+ * Keys of the default provider (made with "provider=default", or decoded
+ * from a file) still work where the keystore is preferred: EVP offers them
+ * to the keystore's exchange first, which cannot take their private key,
+ * and then uses their own provider's.  Raw secrets, no crossing.
+ */
+static void
+default_keys_still_work(void **state)
+{
+    static const struct { const char *alg, *group; } k[] = {
+        { "EC", "P-256" }, { "EC", "P-521" }, { "X25519", NULL },
+        { "X448", NULL },
+    };
+    unsigned char s1[66], s2[66];
+    size_t i, l1, l2;
+    uint64_t before = crossings();
+
+    (void)state;
+    for (i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        EVP_PKEY *a = EVP_PKEY_Q_keygen(NULL, "provider=default", k[i].alg,
+            k[i].group);
+        EVP_PKEY *b = EVP_PKEY_Q_keygen(NULL, "provider=default", k[i].alg,
+            k[i].group);
+        EVP_PKEY_CTX *ca = EVP_PKEY_CTX_new_from_pkey(NULL, a, NULL);
+        EVP_PKEY_CTX *cb = EVP_PKEY_CTX_new_from_pkey(NULL, b, NULL);
+
+        l1 = sizeof(s1);
+        l2 = sizeof(s2);
+        assert_int_equal(EVP_PKEY_derive_init(ca), 1);
+        assert_int_equal(EVP_PKEY_derive_set_peer(ca, b), 1);
+        assert_int_equal(EVP_PKEY_derive(ca, s1, &l1), 1);
+        assert_int_equal(EVP_PKEY_derive_init(cb), 1);
+        assert_int_equal(EVP_PKEY_derive_set_peer(cb, a), 1);
+        assert_int_equal(EVP_PKEY_derive(cb, s2, &l2), 1);
+        assert_int_equal(l1, l2);
+        assert_memory_equal(s1, s2, l1);
+        EVP_PKEY_CTX_free(ca);
+        EVP_PKEY_CTX_free(cb);
+        EVP_PKEY_free(a);
+        EVP_PKEY_free(b);
+    }
+    assert_int_equal(crossings() - before, 0);
+    ERR_clear_error();
 }
 
 /* A private key cannot be imported into the provider's key management */
@@ -861,13 +1390,71 @@ no_private_import(void **state)
     EVP_PKEY_CTX_free(ctx);
 }
 
+/* Nor an EC private key; an EC public key (group and point) can */
+static void
+no_private_import_ec(void **state)
+{
+    EVP_PKEY *dk = EVP_PKEY_Q_keygen(client_lib, NULL, "EC", "P-256");
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *k = NULL;
+    unsigned char pub[65];
+    char group[32] = "";
+    size_t publen = 0;
+    BIGNUM *priv = NULL;
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params, *pubparams;
+
+    (void)state;
+    assert_non_null(dk);
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_get_octet_string_param(dk,
+                         OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub, sizeof(pub),
+                         &publen), 1);
+    assert_int_equal(EVP_PKEY_get_bn_param(dk, OSSL_PKEY_PARAM_PRIV_KEY,
+                         &priv), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_utf8_string(bld,
+                         OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_octet_string(bld,
+                         OSSL_PKEY_PARAM_PUB_KEY, pub, publen), 1);
+    pubparams = OSSL_PARAM_BLD_to_param(bld);
+    assert_int_equal(OSSL_PARAM_BLD_push_utf8_string(bld,
+                         OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_octet_string(bld,
+                         OSSL_PKEY_PARAM_PUB_KEY, pub, publen), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY,
+                         priv), 1);
+    params = OSSL_PARAM_BLD_to_param(bld);
+    assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+    ERR_set_mark();
+    assert_true(EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_KEYPAIR, params) <= 0);
+    ERR_pop_to_mark();
+    assert_null(k);
+    assert_int_equal(EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY,
+                         pubparams), 1);
+    assert_string_equal(prov_of(EVP_PKEY_get0_provider(k)), "keystore");
+    assert_int_equal(EVP_PKEY_get_group_name(k, group, sizeof(group), NULL),
+        1);
+    assert_string_equal(group, "prime256v1");
+    EVP_PKEY_free(k);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_free(pubparams);
+    OSSL_PARAM_BLD_free(bld);
+    BN_clear_free(priv);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(dk);
+}
+
 /* ---- resumption, key update, both sides, bad records --------------------- */
 
-/* Resumption: the resumption PSK is a token, the binder's key too */
+/*
+ * Resumption.  TLS 1.3: the resumption PSK is a token, the binder's key
+ * too (a MAC crossing).  TLS 1.2: the ticket holds the master-secret
+ * token, from which the new key block is derived; no key exchange.
+ */
 static void
-tls13_resumption(void **state)
+resumption(void **state)
 {
-    const struct tls_case *tc = &cases[0];
+    const struct tls_case *tc = *state;
     SSL_CTX *cctx = client_ctx(tc, 0), *sctx = server_ctx(tc);
     SSL *c, *s;
     SSL_SESSION *sess;
@@ -876,9 +1463,8 @@ tls13_resumption(void **state)
     const char *ops;
     char buf[256];
 
-    (void)state;
     connect_pair(cctx, sctx, &c, &s);
-    handshake(c, s);
+    handshake(c, s, tc);
     records(c, s);
     sess = SSL_get1_session(c);
     assert_non_null(sess);
@@ -889,18 +1475,25 @@ tls13_resumption(void **state)
     assert_int_equal(SSL_set_session(c, sess), 1);
     ops_snap(&o);
     t0 = crossings();
-    handshake(c, s);
+    handshake(c, s, tc);
     hs = crossings() - t0;
     ops = ops_since(&o, &total, buf);
     assert_int_equal(total, hs);
-    assert_true(op_calls[KS_OP_MAC] > o.calls[KS_OP_MAC]);  /* binder */
+    if (tc->tls12) {
+        assert_int_equal(op_calls[KS_OP_KEX_KEYGEN], o.calls[KS_OP_KEX_KEYGEN]);
+        assert_true(op_calls[KS_OP_KDF] > o.calls[KS_OP_KDF]);  /* key block */
+    } else {
+        assert_true(op_calls[KS_OP_MAC] > o.calls[KS_OP_MAC]);  /* binder */
+    }
     assert_int_equal(SSL_session_reused(c), 1);
     assert_int_equal(SSL_session_reused(s), 1);
     records(c, s);
     exporters_agree(c, s);
-    assert_int_equal(secrets_equal(), 0);
-    print_message("# resumption (psk_dhe_ke, %s): handshake %llu crossings "
-        "(%s)\n", tc->group, (unsigned long long)hs, ops);
+    assert_int_equal(secrets_equal(tc), 0);
+    assert_false(master_keys_equal(c, s));
+    print_message("# resumption (%s): handshake %llu crossings (%s)\n",
+        tc->tls12 ? tc->name : "psk_dhe_ke, X25519MLKEM768",
+        (unsigned long long)hs, ops);
     close_pair(c, s);
     SSL_SESSION_free(sess);
     SSL_CTX_free(cctx);
@@ -917,7 +1510,7 @@ tls13_key_update(void **state)
 
     (void)state;
     connect_pair(cctx, sctx, &c, &s);
-    handshake(c, s);
+    handshake(c, s, tc);
     records(c, s);
     assert_int_equal(SSL_key_update(c, SSL_KEY_UPDATE_REQUESTED), 1);
     records(c, s);
@@ -945,7 +1538,7 @@ both_sides_keystore(void **state)
     connect_pair(cctx, sctx, &c, &s);
     ops_snap(&o);
     t0 = crossings();
-    handshake(c, s);
+    handshake(c, s, tc);
     hs = crossings() - t0;
     ops = ops_since(&o, &total, buf);
     assert_int_equal(total, hs);
@@ -989,12 +1582,14 @@ bad_record(void **state)
     int r;
 
     connect_pair(cctx, sctx, &c, &s);
-    handshake(c, s);
+    handshake(c, s, tc);
     records(c, s);
     ERR_clear_error();
     tampered = 0;
     assert_int_equal(SSL_write(c, "a request that will not arrive", 30), 30);
-    tamper_at = 5 + 10;                 /* in the ciphertext, past the header */
+    /* in the ciphertext, past the header (TLS 1.2 GCM: past the explicit
+     * nonce too) */
+    tamper_at = 5 + 10 + (tc->tls12 ? 8 : 0);
     r = SSL_read(s, buf, sizeof(buf));
     assert_int_equal(tampered, 1);
     assert_true(r <= 0);
@@ -1018,11 +1613,233 @@ bad_record(void **state)
 
     /* the keystore and the provider keep working */
     connect_pair(cctx, sctx, &c, &s);
-    handshake(c, s);
+    handshake(c, s, tc);
     records(c, s);
     close_pair(c, s);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
+}
+
+/* ---- OpenSSL's method cache and the default's EC keys ----------------------- */
+
+static void
+sign_with(EVP_PKEY *key)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char sig[160];
+    size_t siglen = sizeof(sig);
+
+    assert_non_null(md);
+    assert_int_equal(EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL,
+                         key, NULL), 1);
+    assert_int_equal(EVP_DigestSign(md, sig, &siglen,
+                         (const unsigned char *)"tbs", 3), 1);
+    EVP_MD_CTX_free(md);
+}
+
+static const char *
+ec_keymgmt_provider(void)
+{
+    EVP_KEYMGMT *m = EVP_KEYMGMT_fetch(NULL, "EC", NULL);
+    const char *p = prov_of(EVP_KEYMGMT_get0_provider(m));
+
+    EVP_KEYMGMT_free(m);
+    return p;
+}
+
+/*
+ * ks_provider_prime() (ks_provider.h): after a cache flush, signing with
+ * the default provider's EC key before anything fetched "EC" unrestricted
+ * makes later unrestricted fetches of "EC" return the default's key
+ * management (OpenSSL 3.5's method cache).  Then libssl makes its ECDHE
+ * key shares in U, with the default provider, and the handshake fails
+ * closed; primed, it works.
+ */
+static void
+method_cache_order(void **state)
+{
+    const struct tls_case *tc = &cases[6];          /* TLS 1.3, P-256 */
+    SSL_CTX *cctx, *sctx;
+    SSL *c, *s;
+    uint64_t keygens;
+    int ok;
+
+    (void)state;
+    /* flush (setting the default properties does), then sign first */
+    assert_int_equal(EVP_set_default_properties(NULL,
+                         "?provider=" KS_PROVIDER_NAME), 1);
+    sign_with(cert_key);
+    print_message("# signed first: unrestricted \"EC\" -> %s\n",
+        ec_keymgmt_provider());
+    assert_string_equal(ec_keymgmt_provider(), "default");
+    cctx = client_ctx(tc, 0);
+    sctx = server_ctx(tc);
+    connect_pair(cctx, sctx, &c, &s);
+    keygens = op_calls[KS_OP_KEX_KEYGEN];
+    ok = try_handshake(c, s);
+    print_message("# then a P-256 handshake: %s, %llu key generations in T\n",
+        ok ? "completes" : "fails closed",
+        (unsigned long long)(op_calls[KS_OP_KEX_KEYGEN] - keygens));
+    assert_false(ok);
+    assert_int_equal(op_calls[KS_OP_KEX_KEYGEN], keygens);
+    SSL_free(c);
+    SSL_free(s);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    ERR_clear_error();
+
+    /* primed after the flush: the keystore's, whatever signs later */
+    assert_int_equal(EVP_set_default_properties(NULL,
+                         "?provider=" KS_PROVIDER_NAME), 1);
+    assert_int_equal(ks_provider_prime(NULL, NULL), 1);
+    sign_with(cert_key);
+    assert_string_equal(ec_keymgmt_provider(), "keystore");
+    tls_case_run(tc, 0);
+}
+
+/* ---- the default provider's other hybrids ---------------------------------- */
+
+/*
+ * SecP256r1MLKEM768, SecP384r1MLKEM1024 (TLS groups, not in the default
+ * list) and X448MLKEM1024 (a KEM only) are the default provider's: it
+ * makes their EC/X448 halves with property-less fetches, which land on
+ * the keystore's key management (a key in T), and then derives unmarked,
+ * which the keystore refuses.  So they fail, cleanly, with the keystore's
+ * reason; no raw half-secret is ever used.  Control: without the
+ * preference they work.
+ */
+static const struct {
+    const char *group;
+    int refused;            /* 1: by the keystore, with its reason */
+} other_groups[] = {
+    { "SecP256r1MLKEM768", 1 }, { "SecP384r1MLKEM1024", 1 },
+    /* the default's groups whose secrets are raw: libssl marks them as
+     * tokens, T takes them for tokens, the handshake fails */
+    { "ffdhe2048", 0 }, { "MLKEM768", 0 },
+};
+
+/* The keystore's reason string is in the error queue (which is emptied) */
+static int
+keystore_refused(void)
+{
+    unsigned long e;
+    const char *why;
+    int found = 0;
+
+    while ((e = ERR_get_error()) != 0) {
+        why = ERR_reason_error_string(e);
+        if (why != NULL && strcmp(why, "private keys stay in the keystore") == 0)
+            found = 1;
+    }
+    return found;
+}
+
+static void
+other_group_tls(const char *group, int refused, int control)
+{
+    const struct tls_case tc = {
+        group, "TLS_AES_128_GCM_SHA256", group, 0, 0, 0
+    };
+    SSL_CTX *cctx = client_ctx(&tc, 0), *sctx = server_ctx(&tc);
+    SSL *c, *s;
+    uint64_t t0 = crossings();
+    int ok;
+
+    connect_pair(cctx, sctx, &c, &s);
+    ERR_clear_error();
+    ok = try_handshake(c, s);
+    if (control) {
+        assert_true(ok);
+        assert_int_equal(secrets_equal(&tc), (int)NLABELS);
+        assert_int_equal(crossings() - t0, 0);
+        records(c, s);
+    } else {
+        assert_false(ok);
+        if (refused) {
+            assert_true(keystore_refused());
+            /* no server handshake secret was made */
+            assert_null(keylog_get(&kl_server,
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET"));
+        } else {
+            /* whatever the server had, it is not the client's secret */
+            const char *cs = keylog_get(&kl_client,
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET");
+            const char *ss = keylog_get(&kl_server,
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET");
+
+            assert_true(cs == NULL || ss == NULL || strcmp(cs, ss) != 0);
+        }
+    }
+    print_message("# %s%s: %s\n", group, control ? " (control)" : "",
+        ok ? "handshake ok" : refused ? "handshake fails: the keystore "
+        "refused the unmarked derive of its EC half" : "handshake fails: "
+        "its raw secret is no token");
+    SSL_free(c);
+    SSL_free(s);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    ERR_clear_error();
+}
+
+static void
+other_hybrid_kem(const char *alg, int control)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, alg);
+    EVP_PKEY_CTX *ectx = NULL, *dctx = NULL;
+    unsigned char ct[1700], ss[128], ss2[128];
+    size_t ctlen = sizeof(ct), sslen = sizeof(ss), sslen2 = sizeof(ss2);
+    int enc = 0, dec = 0;
+
+    ERR_clear_error();
+    assert_non_null(k);
+    assert_string_equal(prov_of(EVP_PKEY_get0_provider(k)), "default");
+    ectx = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
+    enc = EVP_PKEY_encapsulate_init(ectx, NULL) > 0
+        && EVP_PKEY_encapsulate(ectx, ct, &ctlen, ss, &sslen) > 0;
+    if (enc) {
+        dctx = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
+        dec = EVP_PKEY_decapsulate_init(dctx, NULL) > 0
+            && EVP_PKEY_decapsulate(dctx, ss2, &sslen2, ct, ctlen) > 0;
+    }
+    if (control) {
+        assert_true(enc && dec);
+        assert_int_equal(sslen, sslen2);
+        assert_memory_equal(ss, ss2, sslen);
+    } else {
+        assert_false(enc);
+        assert_true(keystore_refused());
+    }
+    print_message("# %s%s: encapsulate %s\n", alg, control ? " (control)" : "",
+        enc ? "ok" : "fails: the keystore refused the unmarked derive of its "
+        "X448 half");
+    EVP_PKEY_CTX_free(ectx);
+    EVP_PKEY_CTX_free(dctx);
+    EVP_PKEY_free(k);
+    ERR_clear_error();
+}
+
+static void
+other_hybrids_fail_closed(void **state)
+{
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(other_groups) / sizeof(other_groups[0]); i++)
+        other_group_tls(other_groups[i].group, other_groups[i].refused, 0);
+    other_hybrid_kem("X448MLKEM1024", 0);
+    /* the keystore keeps working */
+    tls_case_run(&cases[0], 0);
+}
+
+static void
+other_hybrids_control(void **state)
+{
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(other_groups) / sizeof(other_groups[0]); i++)
+        other_group_tls(other_groups[i].group, other_groups[i].refused, 1);
+    other_hybrid_kem("X448MLKEM1024", 1);
 }
 
 /* ---- main --------------------------------------------------------------------- */
@@ -1041,43 +1858,84 @@ setup(void)
     if (client_lib == NULL
         || (client_default = OSSL_PROVIDER_load(client_lib, "default")) == NULL)
         return 0;
-    return make_cert() && RAND_bytes(ticket_keys, sizeof(ticket_keys)) == 1;
+    /* before anything signs with the default's EC key: ks_provider.h */
+    if (!ks_provider_prime(NULL, NULL))
+        return 0;
+    /* the certificates' keys: the default provider's (see make_cert) */
+    cert_key = EVP_PKEY_Q_keygen(NULL, "provider=default", "EC", "P-256");
+    rsa_key = EVP_PKEY_Q_keygen(NULL, "provider=default", "RSA", (size_t)2048);
+    return make_cert(cert_key, &cert) && make_cert(rsa_key, &rsa_cert)
+        && RAND_bytes(ticket_keys, sizeof(ticket_keys)) == 1;
 }
 
-#define CASE(fn, i) \
-    cmocka_unit_test_prestate(fn, (void *)&cases[i])
-#define CONTROL(i) \
-    cmocka_unit_test_prestate_setup_teardown(tls13_control, not_preferred, \
-        preferred_again, (void *)&cases[i])
+/* Test names: the case's, with a prefix (kept for the whole run) */
+static const char *
+test_name(const char *prefix, const char *name)
+{
+    size_t n = strlen(prefix) + strlen(name) + 1;
+    char *s = malloc(n);
+
+    if (s == NULL)
+        abort();
+    snprintf(s, n, "%s%s", prefix, name);
+    return s;
+}
+
+#define T(fn) tests[n++] = (struct CMUnitTest)cmocka_unit_test(fn)
+#define TS(prefix, fn, st) tests[n++] = (struct CMUnitTest) \
+    { test_name(prefix, (st)->name), fn, NULL, NULL, (void *)(st) }
+#define TC(prefix, fn, st) tests[n++] = (struct CMUnitTest) \
+    { test_name(prefix, (st)->name), fn, not_preferred, preferred_again, \
+      (void *)(st) }
 
 int
 main(void)
 {
     int failed;
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(fetches),
-        cmocka_unit_test(unmarked_forwarded),
-        cmocka_unit_test(private_keys_stay_in_t),
-        cmocka_unit_test(no_private_import),
-        CASE(tls13_keystore, 0), CASE(tls13_keystore, 1),
-        CASE(tls13_keystore, 2), CASE(tls13_keystore, 3),
-        CASE(tls13_keystore, 4), CASE(tls13_keystore, 5),
-        CONTROL(0), CONTROL(1), CONTROL(2), CONTROL(3), CONTROL(4),
-        CONTROL(5),
-        cmocka_unit_test(tls13_resumption),
-        cmocka_unit_test(tls13_key_update),
-        CASE(both_sides_keystore, 0), CASE(both_sides_keystore, 5),
-        CASE(bad_record, 0), CASE(bad_record, 5),
-    };
+    size_t i, n = 0;
+    struct CMUnitTest tests[2 * NCASES + 32];
+
+    T(fetches);
+    T(unmarked_forwarded);
+    T(private_keys_stay_in_t);
+    T(no_private_import);
+    T(no_private_import_ec);
+    T(default_keys_still_work);
+    T(tls12_records_match_default);
+    T(prf_marks_refused);
+    for (i = 0; i < NCASES; i++)
+        TS("keystore: ", tls_keystore, &cases[i]);
+    for (i = 0; i < NCASES; i++)
+        TC("control: ", tls_control, &cases[i]);
+    TS("resumption: ", resumption, &cases[0]);
+    TS("resumption: ", resumption, &cases[FIRST_TLS12]);
+    TS("resumption: ", resumption, &cases[FIRST_TLS12 + 2]);
+    T(tls13_key_update);
+    TS("both sides: ", both_sides_keystore, &cases[0]);
+    TS("both sides: ", both_sides_keystore, &cases[5]);
+    TS("both sides: ", both_sides_keystore, &cases[7]);
+    TS("both sides: ", both_sides_keystore, &cases[9]);
+    TS("both sides: ", both_sides_keystore, &cases[FIRST_TLS12]);
+    TS("both sides: ", both_sides_keystore, &cases[FIRST_TLS12 + 3]);
+    TS("bad record: ", bad_record, &cases[0]);
+    TS("bad record: ", bad_record, &cases[5]);
+    TS("bad record: ", bad_record, &cases[FIRST_TLS12]);
+    TS("bad record: ", bad_record, &cases[FIRST_TLS12 + 2]);
+    T(method_cache_order);
+    T(other_hybrids_fail_closed);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test_setup_teardown(
+        other_hybrids_control, not_preferred, preferred_again);
 
     if (!setup()) {
         ERR_print_errors_fp(stderr);
         fprintf(stderr, "cannot set up the keystore provider\n");
         return 1;
     }
-    failed = cmocka_run_group_tests(tests, NULL, NULL);
+    failed = _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
     X509_free(cert);
+    X509_free(rsa_cert);
     EVP_PKEY_free(cert_key);
+    EVP_PKEY_free(rsa_key);
     OSSL_PROVIDER_unload(client_default);
     OSSL_LIB_CTX_free(client_lib);
     OSSL_PROVIDER_unload(ks_prov);
