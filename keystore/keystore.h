@@ -53,6 +53,17 @@ KS_API unsigned long ks_private_openssl_version(void);
 KS_API int ks_selftest_sha256(const void *in, size_t len,
     unsigned char out[32]);
 
+/*
+ * Replace the sealing key (made at random by ks_init()) with the one in
+ * the file path: T reads the file itself (the `keystore_seal_key`
+ * directive; rules in ks_seal.h: a regular file of 32 raw bytes or 64 hex
+ * digits, mode without any 077 bit, owned by root or the caller, not all
+ * zero).  Keystores (processes) that load the same file make the same
+ * tokens.  One gate crossing.  0; or -1 with a one-line message naming
+ * the file in err (if errlen > 0), and the previous key kept.
+ */
+KS_API int ks_seal_key_load_file(const char *path, char *err, size_t errlen);
+
 /* The gate: run operation op (ks_ops.h) in T.  >= 0, or a KS_ERR_* code. */
 KS_API long ks_gate_call(unsigned op, void *args);
 

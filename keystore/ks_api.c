@@ -11,6 +11,7 @@
 #include "keystore.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "ks_crypto.h"
 #include "ks_domain.h"
@@ -85,4 +86,32 @@ ks_selftest_sha256(const void *in, size_t len, unsigned char out[32])
         return -1;
     }
     return ks_gate_call(KS_OP_SELFTEST_SHA256, &a) == 0 ? 0 : -1;
+}
+
+int
+ks_seal_key_load_file(const char *path, char *err, size_t errlen)
+{
+    struct ks_args_seal_key_load a;
+    long rc;
+
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    if (ks_domain_pkey() < 0) {
+        snprintf(err, err != NULL ? errlen : 0, "the keystore is not ready");
+        return -1;
+    }
+    if (path == NULL || path[0] == '\0') {
+        snprintf(err, err != NULL ? errlen : 0, "no sealing key file given");
+        return -1;
+    }
+    a.path = path;
+    a.pathlen = strlen(path);
+    a.err = err;
+    a.errlen = err != NULL ? errlen : 0;
+    rc = ks_gate_call(KS_OP_SEAL_KEY_LOAD, &a);
+    if (rc == KS_ERR_ARG && err != NULL && errlen > 0 && err[0] == '\0') {
+        snprintf(err, errlen, "\"%s\": file name refused (too long?)", path);
+    }
+    return rc == 0 ? 0 : -1;
 }

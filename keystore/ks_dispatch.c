@@ -8,6 +8,7 @@
 
 #include "ks_ops.h"
 
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -125,6 +126,40 @@ op_ranges(void *args)
     memcpy(a->out, r, sizeof(r));
     memcpy(a->count, &n, sizeof(n));
     return 0;
+}
+
+/* KS_OP_SEAL_KEY_LOAD: T reads the sealing key file (ks_seal.h). */
+static long
+op_seal_key_load(void *args)
+{
+    struct ks_args_seal_key_load *a = args;
+    char path[PATH_MAX];
+    char msg[512];
+    size_t n;
+    int rc;
+
+    if (a->pathlen == 0 || a->pathlen >= sizeof(path)
+        || !ks_range_u_ok(a->path, a->pathlen)
+        || (a->errlen > 0 && !ks_range_u_ok(a->err, a->errlen)))
+    {
+        return KS_ERR_ARG;
+    }
+    memcpy(path, a->path, a->pathlen);
+    path[a->pathlen] = '\0';
+    if (memchr(path, '\0', a->pathlen) != NULL) {  /* "key\0../x" */
+        return KS_ERR_ARG;
+    }
+    msg[0] = '\0';
+    rc = ks_seal_key_load(path, msg, sizeof(msg));
+    if (a->errlen > 0) {
+        n = strnlen(msg, sizeof(msg) - 1);
+        if (n >= a->errlen) {
+            n = a->errlen - 1;
+        }
+        memcpy(a->err, msg, n);
+        a->err[n] = '\0';
+    }
+    return rc == 0 ? 0 : KS_ERR_STATE;
 }
 
 #ifdef KS_TEST_OPS
@@ -255,6 +290,8 @@ static const struct ks_op_desc  ops[KS_OP_COUNT] = {
     [KS_OP_PKEY_LOAD]       = { ks_op_pkey_load,
                                 sizeof(struct ks_args_pkey_load) },
     [KS_OP_SIGN]            = { ks_op_sign, sizeof(struct ks_args_sign) },
+    [KS_OP_SEAL_KEY_LOAD]   = { op_seal_key_load,
+                                sizeof(struct ks_args_seal_key_load) },
 #ifdef KS_TEST_OPS
     [KS_OP_TEST_PEEK]       = { op_test_peek, sizeof(struct ks_args_test_mem) },
     [KS_OP_TEST_POKE]       = { op_test_poke, sizeof(struct ks_args_test_mem) },

@@ -30,6 +30,7 @@ enum ks_op {
     KS_OP_KEM_DECAP,
     KS_OP_PKEY_LOAD,
     KS_OP_SIGN,
+    KS_OP_SEAL_KEY_LOAD,                    /* struct ks_args_seal_key_load */
 #ifdef KS_TEST_OPS
     KS_OP_TEST_PEEK,                        /* struct ks_args_test_mem */
     KS_OP_TEST_POKE,                        /* struct ks_args_test_mem */
@@ -98,6 +99,21 @@ struct ks_args_digest {
 /* End any handle (its type is in the handle); the object is wiped. */
 struct ks_args_free {
     uint64_t  handle;
+};
+
+/*
+ * Read the sealing key from a file (ks_seal_key_load, ks_seal.h): T opens
+ * and reads the file itself; the path is copied into T with its length
+ * and NUL-terminated there.  The message (one line, "" on success) comes
+ * back through err, a U buffer checked with its length (errlen may be 0).
+ * 0, KS_ERR_ARG (a pointer or length refused) or KS_ERR_STATE (the file
+ * was refused: see err).
+ */
+struct ks_args_seal_key_load {
+    const char  *path;
+    size_t       pathlen;                   /* without a NUL */
+    char        *err;                       /* out: NUL-terminated message */
+    size_t       errlen;
 };
 
 #include "ks_op_aead.h"

@@ -49,14 +49,21 @@ int ks_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
  * with the first cached method of that name and query string from any
  * provider (crypto/property/property.c, query_cmp() ignores the provider
  * when one side has none).  EVP caches a provider-specific fetch whenever
- * it uses a key of another provider: signing with the default provider's
- * EC key fetches the default's "EC" key management (m_sigver.c).  If that
- * entry comes first, libssl's EVP_PKEY_CTX_new_from_name(libctx, "EC",
- * propq) gets the default's EC key management, its ECDHE key shares are
- * made in U, the default's ECDH ignores the sealing marker, and the
- * handshakes fail (closed: T takes the raw secret for a token).
- * SSL_CTX_new() itself fetches every group's key management, so a program
- * that creates its SSL_CTXs before it signs anything is safe as well.
+ * it uses a key with another provider's operation.  If the default's "EC"
+ * key management is cached first, libssl's EVP_PKEY_CTX_new_from_name(
+ * libctx, "EC", propq) gets it, its ECDHE key shares are made in U, the
+ * default's ECDH ignores the sealing marker, and the handshakes fail
+ * (closed: T takes the raw secret for a token).
+ * Now that the keystore has ECDSA (ksp_sig.c), the preferred signature is
+ * ours, so signing first with a default-provider EC key (a certificate key
+ * decoded in U) caches the keystore's "EC" key management, not the
+ * default's: that order no longer loses ECDHE (test_provider's
+ * method_cache_order checks a P-256 handshake after it makes its key
+ * shares in T).  Priming stays the safe call: anything else that caches
+ * the default's "EC" first (an operation the keystore does not offer on a
+ * default EC key, or a fetch with "provider=default" under the same
+ * query) would still lose it.  SSL_CTX_new() itself fetches every group's
+ * key management, so a program that creates its SSL_CTXs first is safe.
  * (A static inline function: the provider itself never links libcrypto.)
  */
 static inline int

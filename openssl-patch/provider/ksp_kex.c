@@ -539,7 +539,7 @@ ec_query_operation_name(int operation_id)
     case OSSL_OP_KEYEXCH:
         return "ECDH";
     case OSSL_OP_SIGNATURE:
-        return "ECDSA";             /* ours cannot sign: fails closed */
+        return "ECDSA";             /* keys from the keystore: store sign */
     default:
         return NULL;
     }
@@ -745,10 +745,73 @@ static const OSSL_DISPATCH tag##_keymgmt_functions[] = {                    \
     OSSL_DISPATCH_END                                                       \
 };
 
+/* ---- EC signing keys (ksp_sig.c): a KS_HT_PKEY handle in tkey -------- */
+
+void *
+ksp_ec_key_new_signing(struct ksp_provctx *pc, const char *group,
+    const unsigned char *pub, size_t publen, uint64_t handle)
+{
+    struct key *k = key_new(pc, &f_ec);
+
+    if (k == NULL) {
+        return NULL;
+    }
+    k->priv = calloc(1, sizeof(*k->priv));
+    if (k->priv == NULL || !key_set_group(k, group)
+        || !key_set_pub(k, pub, publen))
+    {
+        if (k->priv == NULL) {
+            ksp_free_handle(pc, handle);
+        } else {
+            k->priv->refs = 1;
+            k->priv->pc = pc;
+            k->priv->handle = handle;
+        }
+        key_free(k);
+        return NULL;
+    }
+    k->priv->refs = 1;
+    k->priv->pc = pc;
+    k->priv->handle = handle;       /* KS_HT_PKEY: T refuses it for ECDH */
+    return k;
+}
+
+int
+ksp_ec_key_info(const void *vkey, uint64_t *handle, const char **group,
+    const unsigned char **pub, size_t *publen, int *maxsize)
+{
+    const struct key *k = vkey;
+
+    if (k == NULL || k->fam != &f_ec || k->g == NULL || !k->has_pub) {
+        return 0;
+    }
+    *handle = k->priv != NULL ? k->priv->handle : 0;
+    *group = k->g->name;
+    *pub = k->pub;
+    *publen = k->g->publen;
+    *maxsize = k->g->maxsize;
+    return 1;
+}
+
+/* The store's reference (ksp_sig.c): a pointer to a key, taken over. */
+static void *
+ec_load(const void *reference, size_t reference_sz)
+{
+    struct key *k;
+
+    if (reference == NULL || reference_sz != sizeof(k)) {
+        return NULL;
+    }
+    k = *(struct key **) reference;
+    *(struct key **) reference = NULL;
+    return k;
+}
+
 #define NO_EXTRA
 #define EC_EXTRA                                                            \
     { OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME,                               \
-      (ksp_fn) ec_query_operation_name },
+      (ksp_fn) ec_query_operation_name },                                   \
+    { OSSL_FUNC_KEYMGMT_LOAD, (ksp_fn) ec_load },
 
 KEYMGMT_FNS(x25519, f_x25519, key_imexport_types, key_gettable_params,
             gen_settable_params, NO_EXTRA)
@@ -768,6 +831,11 @@ const OSSL_ALGORITHM ksp_keymgmts[] = {
       "EC P-256/P-384/P-521 with the private key in T (mpk-tls keystore)" },
     { "X25519MLKEM768", KSP_PROPS, x25519mlkem768_keymgmt_functions,
       "X25519MLKEM768 with the private key in T (mpk-tls keystore)" },
+    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", KSP_PROPS,
+      ksp_rsa_keymgmt_functions,
+      "RSA signing keys loaded by T (keystore: store; mpk-tls keystore)" },
+    { "ED25519:1.3.101.112", KSP_PROPS, ksp_ed25519_keymgmt_functions,
+      "Ed25519 signing keys loaded by T (keystore: store; mpk-tls keystore)" },
     { NULL, NULL, NULL, NULL }
 };
 

@@ -147,6 +147,19 @@ extern const OSSL_ALGORITHM ksp_ciphers[];
 extern const OSSL_ALGORITHM ksp_keymgmts[];
 extern const OSSL_ALGORITHM ksp_keyexchs[];
 extern const OSSL_ALGORITHM ksp_kems[];
+extern const OSSL_ALGORITHM ksp_signatures[];
+extern const OSSL_ALGORITHM ksp_stores[];
+extern const OSSL_DISPATCH ksp_rsa_keymgmt_functions[];
+extern const OSSL_DISPATCH ksp_ed25519_keymgmt_functions[];
+
+/* EC signing keys (ksp_kex.c's EC key management, used by ksp_sig.c): a
+ * key with its group, its point and a KS_HT_PKEY handle (taken over; freed
+ * on failure).  info: 1 and the fields (handle 0: no private key), or 0
+ * if not an EC key with a public key. */
+void *ksp_ec_key_new_signing(struct ksp_provctx *pc, const char *group,
+    const unsigned char *pub, size_t publen, uint64_t handle);
+int ksp_ec_key_info(const void *keydata, uint64_t *handle, const char **group,
+    const unsigned char **pub, size_t *publen, int *maxsize);
 
 typedef void (*ksp_fn)(void);
 

@@ -256,6 +256,10 @@ ksp_query(void *provctx, int op, int *no_cache)
         return ksp_keyexchs;
     case OSSL_OP_KEM:
         return ksp_kems;
+    case OSSL_OP_SIGNATURE:
+        return ksp_signatures;
+    case OSSL_OP_STORE:
+        return ksp_stores;
     default:
         return NULL;
     }

@@ -250,7 +250,10 @@ make_cert(EVP_PKEY *key, X509 **out)
                (const unsigned char *)"localhost", -1, -1, 0)
         && X509_set_issuer_name(cert, name)
         && X509_set_pubkey(cert, key)
-        && X509_sign(cert, key, EVP_sha256()) > 0;
+        /* Ed25519 (and other no-digest algorithms) take a NULL digest */
+        && X509_sign(cert, key,
+               EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")
+               ? NULL : EVP_sha256()) > 0;
 }
 
 struct tls_case {
@@ -1648,12 +1651,16 @@ ec_keymgmt_provider(void)
 }
 
 /*
- * ks_provider_prime() (ks_provider.h): after a cache flush, signing with
- * the default provider's EC key before anything fetched "EC" unrestricted
- * makes later unrestricted fetches of "EC" return the default's key
- * management (OpenSSL 3.5's method cache).  Then libssl makes its ECDHE
- * key shares in U, with the default provider, and the handshake fails
- * closed; primed, it works.
+ * ks_provider_prime() (ks_provider.h) and OpenSSL 3.5's method cache: an
+ * unrestricted fetch of "EC" returns the first cached "EC" key management
+ * of any provider.  Before the keystore had signatures, signing first with
+ * the default provider's EC key cached the default's EC key management
+ * first, and libssl's ECDHE key shares were then made in U (the handshake
+ * failed closed).  Now the preferred ECDSA is the keystore's, and signing
+ * with a default-provider EC key caches the keystore's EC key management:
+ * after a flush, signing first leaves "EC" on the keystore and the P-256
+ * handshake makes its key shares in T.  What matters, checked both
+ * without and with the prime: ECDHE after signing stays on the keystore.
  */
 static void
 method_cache_order(void **state)
@@ -1671,7 +1678,7 @@ method_cache_order(void **state)
     sign_with(cert_key);
     print_message("# signed first: unrestricted \"EC\" -> %s\n",
         ec_keymgmt_provider());
-    assert_string_equal(ec_keymgmt_provider(), "default");
+    assert_string_equal(ec_keymgmt_provider(), KS_PROVIDER_NAME);
     cctx = client_ctx(tc, 0);
     sctx = server_ctx(tc);
     connect_pair(cctx, sctx, &c, &s);
@@ -1680,8 +1687,10 @@ method_cache_order(void **state)
     print_message("# then a P-256 handshake: %s, %llu key generations in T\n",
         ok ? "completes" : "fails closed",
         (unsigned long long)(op_calls[KS_OP_KEX_KEYGEN] - keygens));
-    assert_false(ok);
-    assert_int_equal(op_calls[KS_OP_KEX_KEYGEN], keygens);
+    if (!ok)
+        ERR_print_errors_fp(stderr);
+    assert_true(ok);
+    assert_true(op_calls[KS_OP_KEX_KEYGEN] > keygens);
     SSL_free(c);
     SSL_free(s);
     SSL_CTX_free(sctx);
@@ -1693,7 +1702,7 @@ method_cache_order(void **state)
                          "?provider=" KS_PROVIDER_NAME), 1);
     assert_int_equal(ks_provider_prime(NULL, NULL), 1);
     sign_with(cert_key);
-    assert_string_equal(ec_keymgmt_provider(), "keystore");
+    assert_string_equal(ec_keymgmt_provider(), KS_PROVIDER_NAME);
     tls_case_run(tc, 0);
 }
 
@@ -1842,6 +1851,374 @@ other_hybrids_control(void **state)
     other_hybrid_kem("X448MLKEM1024", 1);
 }
 
+
+/* ---- long-term keys in T: the keystore: store ---------------------------- */
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <openssl/pem.h>
+#include <openssl/store.h>
+
+struct store_case {
+    const char *name;
+    const char *alg;        /* EVP_PKEY_Q_keygen's type */
+    int tls12;              /* also TLS 1.2 */
+};
+
+/*
+ * The key and its certificate are made by a child process, which writes
+ * the PEM key, the certificate and the private key's raw bytes stored
+ * complemented (so the scan's pattern never exists in plain in U).
+ */
+static void
+store_files(const struct store_case *sc, char *keyf, char *certf, char *rawf)
+{
+    pid_t pid;
+    int st;
+
+    snprintf(keyf, 64, "/tmp/tp-%d-%s.key.pem", (int)getpid(), sc->name);
+    snprintf(certf, 64, "/tmp/tp-%d-%s.crt.pem", (int)getpid(), sc->name);
+    snprintf(rawf, 64, "/tmp/tp-%d-%s.raw", (int)getpid(), sc->name);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        EVP_PKEY *k = strcmp(sc->alg, "EC") == 0
+            ? EVP_PKEY_Q_keygen(client_lib, NULL, "EC", "P-256")
+            : strcmp(sc->alg, "RSA") == 0
+            ? EVP_PKEY_Q_keygen(client_lib, NULL, "RSA", (size_t)2048)
+            : EVP_PKEY_Q_keygen(client_lib, NULL, sc->alg);
+        X509 *x = NULL;
+        FILE *f;
+        unsigned char raw[512];
+        size_t rawlen = 0, i;
+        BIGNUM *bn = NULL;
+        int ok = k != NULL && make_cert(k, &x);
+
+        if (ok && strcmp(sc->alg, "ED25519") == 0) {
+            rawlen = 32;
+            ok = EVP_PKEY_get_raw_private_key(k, raw, &rawlen);
+        } else if (ok) {
+            ok = EVP_PKEY_get_bn_param(k, strcmp(sc->alg, "EC") == 0
+                ? OSSL_PKEY_PARAM_PRIV_KEY : OSSL_PKEY_PARAM_RSA_D, &bn);
+            rawlen = ok ? (size_t)BN_bn2bin(bn, raw) : 0;
+        }
+        for (i = 0; i < rawlen; i++)
+            raw[i] = (unsigned char)~raw[i];
+        ok = ok && (f = fopen(keyf, "w")) != NULL
+            && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL)
+            && fclose(f) == 0
+            && (f = fopen(certf, "w")) != NULL && PEM_write_X509(f, x)
+            && fclose(f) == 0
+            && (f = fopen(rawf, "w")) != NULL
+            && fwrite(raw, 1, rawlen, f) == rawlen && fclose(f) == 0;
+        if (!ok)
+            ERR_print_errors_fp(stderr);
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static EVP_PKEY *
+store_load_key(const char *keyf)
+{
+    char uri[96];
+    OSSL_STORE_CTX *sctx;
+    OSSL_STORE_INFO *info;
+    EVP_PKEY *k = NULL;
+
+    snprintf(uri, sizeof(uri), "keystore:%s", keyf);
+    sctx = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    if (sctx == NULL)
+        return NULL;
+    while (k == NULL && !OSSL_STORE_eof(sctx)
+           && (info = OSSL_STORE_load(sctx)) != NULL) {
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            k = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(sctx);
+    return k;
+}
+
+/* 1 if the complemented pattern's plain bytes are in a readable mapping
+ * of this process outside T (T's ranges from KS_OP_RANGES) */
+static int
+in_u_memory(const unsigned char *cpat, size_t n)
+{
+    struct ks_range_out r[8];
+    uint32_t nr = 0, j;
+    struct ks_args_ranges ra = { r, &nr };
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[512], perms[8];
+    unsigned long lo, hi;
+    int found = 0;
+
+    assert_non_null(maps);
+    assert_int_equal(ks_gate_call(KS_OP_RANGES, &ra), 0);
+    while (!found && fgets(line, sizeof(line), maps) != NULL) {
+        const unsigned char *p, *end;
+        int in_t = 0;
+
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3
+            || perms[0] != 'r' || strstr(line, "[vvar") != NULL
+            || strstr(line, "[vsyscall]") != NULL)
+            continue;
+        for (j = 0; j < nr; j++)
+            if (lo < r[j].start + r[j].len && r[j].start < hi)
+                in_t = 1;
+        if (in_t)
+            continue;
+        for (p = (const unsigned char *)lo, end = (const unsigned char *)hi;
+             !found && p + n <= end; p++) {
+            size_t i;
+
+            if ((*p ^ cpat[0]) != 0xff)
+                continue;
+            for (i = 1; i < n && (p[i] ^ cpat[i]) == 0xff; i++)
+                ;
+            found = i == n;
+        }
+    }
+    fclose(maps);
+    return found;
+}
+
+static void
+store_handshake(EVP_PKEY *k, X509 *x, int version, const char *group)
+{
+    SSL_CTX *sctx = SSL_CTX_new_ex(NULL, NULL, TLS_server_method());
+    SSL_CTX *cctx = SSL_CTX_new_ex(client_lib, NULL, TLS_client_method());
+    SSL *c, *s;
+
+    assert_non_null(sctx);
+    assert_non_null(cctx);
+    assert_int_equal(SSL_CTX_use_certificate(sctx, x), 1);
+    if (SSL_CTX_use_PrivateKey(sctx, k) != 1) {
+        ERR_print_errors_fp(stderr);
+        fail_msg("SSL_CTX_use_PrivateKey");
+    }
+    assert_int_equal(SSL_CTX_check_private_key(sctx), 1);
+    assert_true(SSL_CTX_set_min_proto_version(sctx, version)
+        && SSL_CTX_set_max_proto_version(sctx, version)
+        && SSL_CTX_set_min_proto_version(cctx, version)
+        && SSL_CTX_set_max_proto_version(cctx, version)
+        && SSL_CTX_set1_groups_list(sctx, group)
+        && SSL_CTX_set1_groups_list(cctx, group));
+    /* the client checks the chain too: the certificate is its anchor */
+    assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(cctx), x), 1);
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+    connect_pair(cctx, sctx, &c, &s);
+    if (!try_handshake(c, s)) {
+        ERR_print_errors_fp(stderr);
+        fail_msg("handshake failed");
+    }
+    assert_int_equal(SSL_get_verify_result(c), X509_V_OK);
+    assert_int_equal(SSL_version(s), version);
+    records(c, s);
+    close_pair(c, s);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+}
+
+static void
+store_keys(void **state)
+{
+    const struct store_case *sc = *state;
+    char keyf[64], certf[64], rawf[64];
+    unsigned char cpat[512];
+    size_t n;
+    FILE *f;
+    X509 *x;
+    EVP_PKEY *k, *uk;
+    uint64_t before = op_calls[KS_OP_SIGN];
+    unsigned char der[16];
+    unsigned char *pd = der;
+
+    store_files(sc, keyf, certf, rawf);
+    assert_non_null(f = fopen(rawf, "r"));
+    n = fread(cpat, 1, sizeof(cpat), f);
+    fclose(f);
+    assert_true(n >= 32);
+    assert_non_null(f = fopen(certf, "r"));
+    x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+
+    k = store_load_key(keyf);
+    if (k == NULL) {
+        ERR_print_errors_fp(stderr);
+        fail_msg("OSSL_STORE keystore:%s", keyf);
+    }
+    assert_true(EVP_PKEY_is_a(k, sc->alg));
+    assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(k)),
+        KS_PROVIDER_NAME);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(x), k), 1);
+    assert_int_equal(EVP_PKEY_get_bits(k),
+        EVP_PKEY_get_bits(X509_get0_pubkey(x)));
+    assert_int_equal(EVP_PKEY_get_security_bits(k),
+        EVP_PKEY_get_security_bits(X509_get0_pubkey(x)));
+    assert_int_equal(EVP_PKEY_get_size(k),
+        EVP_PKEY_get_size(X509_get0_pubkey(x)));
+    /* never the private part, in any form */
+    assert_true(i2d_PrivateKey(k, NULL) <= 0 || i2d_PrivateKey(k, &pd) <= 0
+        || pd == der);
+    ERR_clear_error();
+
+    store_handshake(k, x, TLS1_3_VERSION, "X25519");
+    if (sc->tls12)
+        store_handshake(k, x, TLS1_2_VERSION, "P-256");
+    assert_true(op_calls[KS_OP_SIGN] >= before + 1 + (sc->tls12 ? 1 : 0));
+
+    /* the private key is nowhere in U ... */
+    assert_false(in_u_memory(cpat, n));
+    /* ... and the scan finds it once U decodes the file (control) */
+    assert_non_null(f = fopen(keyf, "r"));
+    uk = PEM_read_PrivateKey_ex(f, NULL, NULL, NULL, client_lib, NULL);
+    fclose(f);
+    assert_non_null(uk);
+    assert_true(in_u_memory(cpat, n));
+    EVP_PKEY_free(uk);
+    print_message("# %s: key from keystore:%s, %s handshake(s), "
+        "private key not in U (found after PEM_read in U: control)\n",
+        sc->name, keyf, sc->tls12 ? "TLS 1.3 + 1.2" : "TLS 1.3");
+    EVP_PKEY_free(k);
+    X509_free(x);
+    unlink(keyf);
+    unlink(certf);
+    unlink(rawf);
+}
+
+static const struct store_case store_cases[] = {
+    { "EC P-256", "EC", 1 },
+    { "RSA-2048", "RSA", 1 },
+    { "Ed25519", "ED25519", 0 },
+};
+
+static void
+store_refuses(void **state)
+{
+    EVP_PKEY *k;
+    FILE *f;
+
+    (void)state;
+    ERR_clear_error();
+    assert_null(store_load_key("/nonexistent/key.pem"));
+    assert_non_null(f = fopen("/tmp/tp-bad.pem", "w"));
+    fputs("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", f);
+    fclose(f);
+    assert_null(k = store_load_key("/tmp/tp-bad.pem"));
+    unlink("/tmp/tp-bad.pem");
+    ERR_clear_error();
+}
+
+/* ---- the sealing key file: ks_seal_key_load_file ------------------------- */
+
+/* A token made in T from a raw secret: a marked TLS13-KDF extract (its
+ * output is sealed with the keystore's sealing key) */
+static int
+seal_token(const unsigned char *secret, unsigned char *tok)
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "TLS13-KDF", NULL);
+    EVP_KDF_CTX *kc = kdf == NULL ? NULL : EVP_KDF_CTX_new(kdf);
+    int mode = EVP_KDF_HKDF_MODE_EXTRACT_ONLY;
+    OSSL_PARAM p[] = {
+        OSSL_PARAM_int(OSSL_KDF_PARAM_MODE, &mode),
+        OSSL_PARAM_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
+        OSSL_PARAM_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, 32),
+        /* as libssl's tls13_generate_secret: prefix "tls13 ", label
+         * "derived" (T refuses any other extract label); no salt */
+        OSSL_PARAM_octet_string(OSSL_KDF_PARAM_PREFIX, (void *)"tls13 ", 6),
+        OSSL_PARAM_octet_string(OSSL_KDF_PARAM_LABEL, (void *)"derived", 7),
+        OSSL_PARAM_utf8_string("mpktls-out", "secret", 0),
+        OSSL_PARAM_END
+    };
+    int ok = kc != NULL && EVP_KDF_derive(kc, tok, 32, p) > 0;
+
+    EVP_KDF_CTX_free(kc);
+    EVP_KDF_free(kdf);
+    return ok;
+}
+
+/* A child process's keystore (fork: its own T, same sealing key unless
+ * it loads a file or makes a new key): the token of secret, via a pipe */
+static void
+child_token(const char *keyfile, const unsigned char *secret,
+    unsigned char *tok)
+{
+    int fds[2], st;
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[256];
+        unsigned char t[32];
+        int ok = (keyfile == NULL
+                  || ks_seal_key_load_file(keyfile, err, sizeof(err)) == 0)
+                 && seal_token(secret, t)
+                 && write(fds[1], t, 32) == 32;
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], tok, 32), 32);
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void
+seal_key_file(void **state)
+{
+    static const char *kf = "/tmp/tp-seal.key", *bad = "/tmp/tp-seal-bad.key";
+    unsigned char key[32], secret[32], t0[32], t1[32], t2[32];
+    char err[256];
+    FILE *f;
+
+    (void)state;
+    assert_int_equal(RAND_bytes(key, 32), 1);
+    assert_int_equal(RAND_bytes(secret, 32), 1);
+    umask(077);
+    assert_non_null(f = fopen(kf, "w"));
+    assert_int_equal(fwrite(key, 1, 32, f), 32);
+    fclose(f);
+    /* before: this keystore's random key */
+    assert_true(seal_token(secret, t0));
+    /* two processes loading the file make the same token */
+    child_token(kf, secret, t1);
+    child_token(kf, secret, t2);
+    assert_memory_equal(t1, t2, 32);
+    assert_memory_not_equal(t0, t1, 32);
+    /* and a keystore with its own random key does not */
+    assert_int_equal(ks_seal_key_load_file(kf, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    assert_true(seal_token(secret, t0));
+    assert_memory_equal(t0, t1, 32);
+    /* bad files: refused with the message naming them; the key is kept */
+    assert_int_equal(ks_seal_key_load_file("/nonexistent/seal", err,
+                         sizeof(err)), -1);
+    assert_non_null(strstr(err, "/nonexistent/seal"));
+    print_message("# missing file: %s\n", err);
+    assert_non_null(f = fopen(bad, "w"));
+    fputs("short", f);
+    fclose(f);
+    assert_int_equal(ks_seal_key_load_file(bad, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, bad));
+    print_message("# short file: %s\n", err);
+    chmod(kf, 0644);
+    assert_int_equal(ks_seal_key_load_file(kf, err, sizeof(err)), -1);
+    print_message("# mode 0644: %s\n", err);
+    assert_int_equal(ks_seal_key_load_file("", err, sizeof(err)), -1);
+    assert_int_equal(ks_seal_key_load_file(kf, err, 0), -1);
+    assert_true(seal_token(secret, t2));
+    assert_memory_equal(t0, t2, 32);        /* the loaded key is kept */
+    unlink(kf);
+    unlink(bad);
+    OPENSSL_cleanse(key, sizeof(key));
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static int
@@ -1893,7 +2270,7 @@ main(void)
 {
     int failed;
     size_t i, n = 0;
-    struct CMUnitTest tests[2 * NCASES + 32];
+    struct CMUnitTest tests[2 * NCASES + 40];
 
     T(fetches);
     T(unmarked_forwarded);
@@ -1922,6 +2299,10 @@ main(void)
     TS("bad record: ", bad_record, &cases[FIRST_TLS12]);
     TS("bad record: ", bad_record, &cases[FIRST_TLS12 + 2]);
     T(method_cache_order);
+    for (i = 0; i < sizeof(store_cases) / sizeof(store_cases[0]); i++)
+        TS("store: ", store_keys, &store_cases[i]);
+    T(store_refuses);
+    T(seal_key_file);
     T(other_hybrids_fail_closed);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test_setup_teardown(
         other_hybrids_control, not_preferred, preferred_again);
