@@ -318,3 +318,27 @@ def test_bench_prints_figures():
     assert re.search(r"^process \(mpk-inspect itself\): .* us/page$",
                      r.stdout, re.M)
     print(r.stdout)
+
+
+def test_project_code_loaded_in_u_has_no_pkru_writes(tmp_path):
+    """What a worker will load besides the keystore — NGINX, the provider
+    module, the inspector itself (which emits checked WRPKRUs into
+    trampolines at run time, but must carry none) — has no WRPKRU/XRSTOR at
+    any offset; the control is libkeystore.so, where the scan finds the two
+    gate sites."""
+    objs = tmp_path / "libinspect"
+    objs.mkdir()
+    subprocess.run(["ar", "x", os.path.join(mpktls.BUILD, "lib", "libinspect.a")],
+                   cwd=objs, check=True)
+    files = [os.path.join(mpktls.BUILD, p) for p in (
+        "sbin/nginx", "bin/mpk-inspect", "lib/ossl-modules/keystore.so")]
+    files += sorted(str(p) for p in objs.glob("*.o"))
+    out = subprocess.run([INSPECT, *files], capture_output=True,
+                         text=True).stdout
+    summaries = [l for l in out.splitlines() if " hits=" in l]
+    assert len(summaries) == len(files)
+    assert all(" hits=0 " in l for l in summaries), out
+    control = subprocess.run(
+        [INSPECT, KEYSTORE],
+        capture_output=True, text=True).stdout
+    assert " hits=2 " in control and " unsafe=0" in control
