@@ -2,7 +2,6 @@
 
 #include "ks_handle.h"
 
-#include <pthread.h>
 #include <stddef.h>
 
 #define GEN_BITS    36
@@ -15,13 +14,16 @@ struct ks_slot {
     uint8_t    type;
 };
 
-/* All static: this is keystore data, tagged as T memory. */
+/*
+ * All static: this is keystore data, tagged as T memory.  No lock: only T
+ * uses handles, and the gate lets one thread into T at a time (its in-use
+ * flag ends the process on a concurrent entry); a lookup runs per record.
+ */
 static struct ks_slot   slots[KS_HANDLE_SLOTS];
 static uint32_t         free_stack[KS_HANDLE_SLOTS];
 static uint32_t         nfree;
 static uint32_t         nused;              /* slots ever handed out */
 static unsigned         live;
-static pthread_mutex_t  lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The unit test lowers the limit to see slots retire. */
 #ifndef KS_HANDLE_GEN_MAX
@@ -37,7 +39,7 @@ encode(uint32_t index, uint64_t generation, unsigned type)
            | (uint64_t) index << TYPE_BITS | type;
 }
 
-/* The slot h names if h is live and of that type; call with the lock. */
+/* The slot h names if h is live and of that type. */
 static struct ks_slot *
 lookup(ks_handle_t h, unsigned type)
 {
@@ -59,50 +61,38 @@ ks_handle_t
 ks_handle_new(unsigned type, void *obj)
 {
     uint32_t index;
-    ks_handle_t h = 0;
 
     if (type == 0 || type > 0xff || obj == NULL) {
         return 0;
     }
-    pthread_mutex_lock(&lock);
     if (nfree > 0) {
         index = free_stack[--nfree];
     } else if (nused < KS_HANDLE_SLOTS) {
         index = nused++;
         slots[index].generation = 1;
     } else {
-        goto done;
+        return 0;                           /* all slots in use */
     }
     slots[index].obj = obj;
     slots[index].type = (uint8_t) type;
     live++;
-    h = encode(index, slots[index].generation, type);
-done:
-    pthread_mutex_unlock(&lock);
-    return h;
+    return encode(index, slots[index].generation, type);
 }
 
 void *
 ks_handle_get(ks_handle_t h, unsigned type)
 {
-    struct ks_slot *s;
-    void *obj;
+    struct ks_slot *s = lookup(h, type);
 
-    pthread_mutex_lock(&lock);
-    s = lookup(h, type);
-    obj = s != NULL ? s->obj : NULL;
-    pthread_mutex_unlock(&lock);
-    return obj;
+    return s != NULL ? s->obj : NULL;
 }
 
 void *
 ks_handle_free(ks_handle_t h, unsigned type)
 {
-    struct ks_slot *s;
+    struct ks_slot *s = lookup(h, type);
     void *obj = NULL;
 
-    pthread_mutex_lock(&lock);
-    s = lookup(h, type);
     if (s != NULL) {
         obj = s->obj;
         s->obj = NULL;
@@ -115,17 +105,11 @@ ks_handle_free(ks_handle_t h, unsigned type)
             free_stack[nfree++] = (uint32_t) (s - slots);
         }
     }
-    pthread_mutex_unlock(&lock);
     return obj;
 }
 
 unsigned
 ks_handle_count(void)
 {
-    unsigned n;
-
-    pthread_mutex_lock(&lock);
-    n = live;
-    pthread_mutex_unlock(&lock);
-    return n;
+    return live;
 }
