@@ -82,15 +82,24 @@ $(NGINX_OBJS)/configure-args: FORCE
 # Makefile, and a rebuilt OpenSSL needs only a rebuilt NGINX (next rule).
 $(NGINX_OBJS)/Makefile: $(NGINX_OBJS)/configure-args nginx-module/config \
 		$(NGINX_SRC)/.mpktls-stamp | $(OPENSSL_STAMP)
-	cd $(NGINX_SRC) && ./configure $(NGINX_CONFIGURE_ARGS) \
-		>$(NGINX_OBJS)/configure.log
+	cd $(NGINX_SRC) && MPKTLS_BUILD=$(abspath $(BUILD)) \
+		./configure $(NGINX_CONFIGURE_ARGS) >$(NGINX_OBJS)/configure.log
 	# NGINX's generated rule would rebuild OpenSSL because its Makefile is
 	# newer now; OpenSSL was built above with the same recipe, so mark it.
 	touch $(OPENSSL_STAMP)
 
 NGINX_MODULE_SRCS := $(wildcard nginx-module/*.c nginx-module/*.h)
 
-$(BUILD)/sbin/nginx: $(NGINX_OBJS)/Makefile $(OPENSSL_STAMP) $(NGINX_MODULE_SRCS)
+# What the module links (nginx-module/config); NGINX's Makefile does not
+# know them, so a newer one removes the binary to relink it.
+NGINX_MODULE_LIBS := $(BUILD)/lib/libkeystore.so \
+	$(BUILD)/lib/libkeystore_provider.a $(BUILD)/lib/libkeystore_platform.a \
+	$(BUILD)/lib/libinspect.a
+
+$(BUILD)/sbin/nginx: $(NGINX_OBJS)/Makefile $(OPENSSL_STAMP) \
+		$(NGINX_MODULE_SRCS) $(NGINX_MODULE_LIBS) \
+		$(wildcard keystore/*.h inspect/*.h openssl-patch/provider/*.h)
+	rm -f $(NGINX_OBJS)/nginx
 	$(MAKE) -j$(JOBS) -C $(NGINX_SRC) -f $(NGINX_OBJS)/Makefile \
 		>$(NGINX_OBJS)/build.log || { tail -40 $(NGINX_OBJS)/build.log; exit 1; }
 	mkdir -p $(@D)

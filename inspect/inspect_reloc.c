@@ -14,6 +14,8 @@
  * Refused (the site stays unsafe and the caller fails closed):
  *   - a call: the callee would see a return address in the trampoline
  *     (unwinders, stack walkers and return-address checks would break);
+ *     except a direct call that ends the span, which insp_emulate_call()
+ *     turns into a push of its original return address and a jump;
  *   - LOOP*, JRCXZ/JECXZ (rel8 only) whose target is out of rel8 reach,
  *     and XBEGIN (its abort address would move);
  *   - anything whose target is out of rel32 reach from the trampoline.
@@ -115,6 +117,40 @@ insp_relocate(const uint8_t *b, size_t len, uint64_t old_ip, uint64_t new_ip,
     }
     return refuse(why, whylen, "a relative form the rewriter does not "
                   "handle");
+}
+
+size_t
+insp_emulate_call(const uint8_t *b, size_t len, uint64_t old_ip,
+                  uint64_t new_ip, uint8_t *out)
+{
+    /* call rel32 (E8), nothing else: its return address is old_ip + len,
+     * which the caller has checked is the end of the span, i.e. original
+     * code that the rewrite leaves in place */
+    if (len != 5 || b[0] != 0xe8)
+        return 0;
+    int32_t rel;
+    memcpy(&rel, b + 1, 4);
+    uint64_t target = old_ip + len + (uint64_t) (int64_t) rel;
+    uint64_t ret = old_ip + len;
+    /* push %rax; lea ret(%rip),%rax; xchg %rax,(%rsp); jmp target:
+     * the return address on the stack, %rax and the flags as they were.
+     * RIP-relative, so the static rewriter's trampolines (addresses of
+     * the file, not of the process) are right too. */
+    static const uint8_t seq[INSP_CALL_EMU_LEN] = {
+        0x50,                                   /* push %rax */
+        0x48, 0x8d, 0x05, 0, 0, 0, 0,           /* lea rel32(%rip),%rax */
+        0x48, 0x87, 0x04, 0x24,                 /* xchg %rax,(%rsp) */
+        0xe9, 0, 0, 0, 0                        /* jmp rel32 */
+    };
+    int64_t lrel = (int64_t) (ret - (new_ip + 8));
+    int64_t jrel = (int64_t) (target - (new_ip + INSP_CALL_EMU_LEN));
+    if (lrel != (int32_t) lrel || jrel != (int32_t) jrel)
+        return 0;
+    int32_t l32 = (int32_t) lrel, j32 = (int32_t) jrel;
+    memcpy(out, seq, sizeof(seq));
+    memcpy(out + 4, &l32, 4);
+    memcpy(out + 13, &j32, 4);
+    return INSP_CALL_EMU_LEN;
 }
 
 int

@@ -138,6 +138,15 @@ bool insp_bytes_have_sequence(const uint8_t *b, size_t len, size_t lo,
 size_t insp_relocate(const uint8_t *b, size_t len, uint64_t old_ip,
                      uint64_t new_ip, uint8_t *out, char *why,
                      size_t whylen);
+/* A direct call (E8 rel32, len 5) at old_ip whose return address,
+ * old_ip + len, is original code the rewrite keeps (the call ends the
+ * span), emulated at new_ip: the return address pushed by hand, then a
+ * jump to the callee, so the callee sees the same stack as before.  Its
+ * length (INSP_CALL_EMU_LEN), or 0 if b is no such call or the callee is
+ * out of rel32 reach. */
+#define INSP_CALL_EMU_LEN 17
+size_t insp_emulate_call(const uint8_t *b, size_t len, uint64_t old_ip,
+                         uint64_t new_ip, uint8_t *out);
 /* The kind of PKRU-writing instruction b is, or -1 if it writes no PKRU
  * (and its length in *len, 0 if it does not decode). */
 int insp_insn_pkru_kind(const uint8_t *b, size_t avail, size_t *len);

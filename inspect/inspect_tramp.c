@@ -268,6 +268,16 @@ assemble(const struct insp_tramp_pool *p, const struct insp_span *s,
         size_t len = (i + 1 < s->ninsn ? s->insn_off[i + 1] : s->len) - o;
         size_t ilen;
         int kind = insp_insn_pkru_kind(s->bytes + o, len, &ilen);
+        if (kind < 0 && o + len == s->len
+            && insp_emulate_call(s->bytes + o, len, s->site + o,
+                                 l->at + l->n, l->buf + l->n) != 0) {
+            /* a direct call ending the span (e.g. its rel32 holds the
+             * sequence): the callee returns to the original code after
+             * the span, as before; the jump back below is not reached */
+            l->n += INSP_CALL_EMU_LEN;
+            l->rules |= INSPECT_RULE_RELOCATE;
+            continue;
+        }
         if (kind < 0) {
             /* any other instruction: moved, or replaced by an equivalent
              * sequence if its bytes hold one (ERIM's rules) */
