@@ -133,19 +133,38 @@ $(RUN_DIR)/cert.pem: | $(BUILD)/bin/openssl
 		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
 
 # Copies the default configuration and site (nginx-module/default) into
-# build/run/ and serves them in the foreground.
+# build/run/ and serves them in the foreground, with "keystore on".  On a
+# CPU without protection keys NGINX runs in the QEMU guest that emulates
+# them (as the MPK tests do), with 127.0.0.1:8443 forwarded into it.
+RUN_NGINX = $(abspath $(BUILD))/sbin/nginx -p $(abspath $(RUN_DIR))/ \
+	-c nginx.conf -e stderr -g 'daemon off;'
+MPK_CPU := $(shell grep -qw pku /proc/cpuinfo && grep -qw ospke /proc/cpuinfo \
+	&& echo yes)
+
 run: all $(RUN_DIR)/cert.pem
 	mkdir -p $(RUN_DIR)/logs
-	cp nginx-module/default/nginx.conf $(RUN_DIR)/nginx.conf
+	chmod 0755 $(RUN_DIR) $(RUN_DIR)/logs
+	sed -e 's|@RUN_DIR@|$(abspath $(RUN_DIR))|' \
+		-e 's|@LISTEN@|$(if $(MPK_CPU),127.0.0.1,0.0.0.0)|' \
+		nginx-module/default/nginx.conf > $(RUN_DIR)/nginx.conf
 	rm -rf $(RUN_DIR)/html && cp -r nginx-module/default/html $(RUN_DIR)/html
+	chmod -R a+rX $(RUN_DIR)/html $(RUN_DIR)/cert.pem
 	@echo
-	@echo "Serving https://127.0.0.1:8443/ (self-signed: curl -k, or"
-	@echo "  curl --cacert $(RUN_DIR)/cert.pem https://localhost:8443/)."
+	@echo "Serving https://127.0.0.1:8443/ with the keystore (self-signed:"
+	@echo "  curl -k, or curl --cacert $(RUN_DIR)/cert.pem https://localhost:8443/)."
+	@echo "The serving worker's keystore: https://127.0.0.1:8443/keystore_status"
+ifeq ($(MPK_CPU),yes)
 	@echo "Stop with Ctrl-C, or from another shell:"
 	@echo "  $(BUILD)/sbin/nginx -p $(RUN_DIR)/ -c nginx.conf -s stop"
 	@echo
-	$(BUILD)/sbin/nginx -p $(RUN_DIR)/ -c nginx.conf -e stderr \
-		-g 'daemon off;'
+	$(RUN_NGINX)
+else
+	@echo "This CPU has no protection keys: NGINX runs in a QEMU guest that"
+	@echo "emulates them (slowly: behaviour, not speed).  Stop with Ctrl-C."
+	@echo
+	$(PYTHON) tests/lib/qemu_guest.py --forward 8443:8443 --follow \
+		--out $(abspath $(RUN_DIR))/logs --timeout 86400 -- $(RUN_NGINX)
+endif
 
 test: all $(UNIT_TESTS)
 	@$(PYTHON) tests/run_all.py --build $(BUILD) $(UNIT_TESTS) \

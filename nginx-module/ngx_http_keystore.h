@@ -37,7 +37,7 @@ typedef struct {
     u_char                        *seal_key_file;
     ngx_uint_t                     seal_key_line;
 
-    /* some server has "keystore on" (known after the servers' merge) */
+    /* servers with "keystore on" (known after the servers' merge) */
     ngx_uint_t                     enabled;
 
     /* the http{} level's server configuration (the servers' parent) */

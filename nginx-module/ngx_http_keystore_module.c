@@ -237,7 +237,7 @@ ngx_http_keystore_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     kmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_keystore_module);
-    kmcf->enabled = 1;
+    kmcf->enabled++;
 
     /* the ssl module, merged before this one, has made the SSL_CTX */
 
@@ -434,6 +434,8 @@ ngx_http_keystore_ctx_propq(ngx_ssl_t *ssl, void *data)
 static ngx_int_t
 ngx_http_keystore_init_module(ngx_cycle_t *cycle)
 {
+    struct ks_stats                 st;
+    ngx_core_conf_t                *ccf;
     ngx_http_keystore_main_conf_t  *kmcf;
 
     if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module)
@@ -448,7 +450,24 @@ ngx_http_keystore_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_keystore_check_user(cycle);
+    if (ngx_http_keystore_check_user(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (!ngx_test_config && ngx_process != NGX_PROCESS_SIGNALLER
+        && ks_stats(&st) == 0)
+    {
+        ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx,
+                                               ngx_core_module);
+
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "keystore: active for %ui server(s), protection key "
+                      "%d; each of %i worker(s) inspects itself before "
+                      "serving", kmcf->enabled, st.pkey,
+                      ccf->worker_processes);
+    }
+
+    return NGX_OK;
 }
 
 

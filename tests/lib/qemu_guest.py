@@ -305,7 +305,7 @@ def _script(build, argv, env, cwd, timeout, outdir, writable):
 
 
 def run_command(build, argv, env=None, cwd=None, timeout=600, outdir=None,
-                writable=(), memory=2048, cpus=2):
+                writable=(), memory=2048, cpus=2, forward=(), follow=None):
     """Boot a guest with the host's root and run argv in it, as root, at
     cwd (default: the current directory).  Returns a GuestResult, which
     unpacks as (status, output).
@@ -315,7 +315,13 @@ def run_command(build, argv, env=None, cwd=None, timeout=600, outdir=None,
     command writes there is on the host afterwards.  writable names more
     host directories that get an overlay like build/tests.  The command
     gets timeout seconds; then it is killed (status None).  Raises
-    GuestError if the guest could not start the command."""
+    GuestError if the guest could not start the command.
+
+    forward: (host_port, guest_port) pairs; the guest then has a network
+    card (QEMU user networking, address GUEST_ADDR once the command brings
+    eth0 up: GUEST_NET_UP) and 127.0.0.1:host_port on the host reaches
+    guest_port there.  follow: a binary file that gets the command's output
+    while it runs (e.g. sys.stdout.buffer), not only at the end."""
     reason = command_unavailable(build)
     if reason is not None:
         raise GuestError(reason)
@@ -355,7 +361,7 @@ def run_command(build, argv, env=None, cwd=None, timeout=600, outdir=None,
         os.makedirs(os.path.join(ctl, "share"))
         cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max",
                "-m", str(memory), "-smp", str(cpus), "-nographic",
-               "-no-reboot", "-nic", "none",
+               "-no-reboot", *_nic(forward),
                "-kernel", kernel, "-initrd", initrd,
                "-append", "console=ttyS0 panic=-1 quiet",
                "-virtfs", "local,path=/,mount_tag=hostroot,"
@@ -366,7 +372,18 @@ def run_command(build, argv, env=None, cwd=None, timeout=600, outdir=None,
             cmd += ["-virtfs", "local,path=%s,mount_tag=out,"
                     "security_model=none,multidevs=remap"
                     % os.path.realpath(outdir)]
-        result = _boot(cmd, timeout + 300)
+        stop = threading.Event()
+        tail = None
+        if follow is not None:
+            tail = threading.Thread(target=_follow, daemon=True, args=(
+                os.path.join(ctl, "share", "output"), follow, stop))
+            tail.start()
+        try:
+            result = _boot(cmd, timeout + 300)
+        finally:
+            stop.set()
+            if tail is not None:
+                tail.join(5)
         try:
             with open(os.path.join(ctl, "share", "output"), "rb") as f:
                 output = f.read().decode(errors="replace")
@@ -392,6 +409,41 @@ def run_command(build, argv, env=None, cwd=None, timeout=600, outdir=None,
         boot_seconds=result["start"],
         command_seconds=end - result["start"],
         total_seconds=result["exit"], junit=None)
+
+
+# The guest's address under QEMU user networking, and a shell command that
+# gives it to eth0 (a forwarded port reaches the guest there, not on lo).
+GUEST_ADDR = "10.0.2.15"
+GUEST_NET_UP = ("ip link set eth0 up && ip addr add %s/24 dev eth0"
+                % GUEST_ADDR)
+
+
+def _nic(forward):
+    if not forward:
+        return ["-nic", "none"]
+    fwd = ",".join("hostfwd=tcp:127.0.0.1:%d-%s:%d" % (h, GUEST_ADDR, g)
+                   for h, g in forward)
+    return ["-nic", "user,model=virtio-net-pci,restrict=on," + fwd]
+
+
+def _follow(path, out, stop):
+    """Copy what is appended to path to out until stop is set."""
+    pos = 0
+    while True:
+        done = stop.is_set()
+        try:
+            with open(path, "rb") as f:
+                f.seek(pos)
+                data = f.read()
+        except OSError:
+            data = b""
+        if data:
+            pos += len(data)
+            out.write(data)
+            out.flush()
+        if done:
+            return
+        stop.wait(0.3)
 
 
 def _boot(cmd, timeout):
@@ -455,13 +507,24 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--out", help="a host directory shared writable")
     ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--forward", action="append", default=[],
+                    metavar="HOST:GUEST", help="forward a TCP port of "
+                    "127.0.0.1 to the guest (eth0 is brought up first)")
+    ap.add_argument("--follow", action="store_true",
+                    help="print the command's output while it runs")
     ap.add_argument("argv", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.argv[:1] == ["--"]:
         del args.argv[0]
+    forward = [tuple(int(p) for p in f.split(":")) for f in args.forward]
+    if forward:     # eth0 up first: forwarded ports reach the guest there
+        args.argv = ["sh", "-c", GUEST_NET_UP + ' && exec "$0" "$@"',
+                     *args.argv]
     r = run_command(args.build, args.argv, timeout=args.timeout,
-                    outdir=args.out)
-    sys.stdout.write(r.output)
+                    outdir=args.out, forward=forward,
+                    follow=sys.stdout.buffer if args.follow else None)
+    if not args.follow:
+        sys.stdout.write(r.output)
     sys.stderr.write("[guest: boot %.1f s, command %.1f s, status %s]\n"
                      % (r.boot_seconds, r.command_seconds, r.status))
     return 1 if r.status is None else (r.status if r.status >= 0
