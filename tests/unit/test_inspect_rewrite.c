@@ -65,9 +65,14 @@ static const uint8_t blk_branch_in[] = { X(0x0f), X(0x01), X(0xef), X(0x90),
 /* wrpkru; nop; nop; ret: a function starts at +3 */
 static const uint8_t blk_nops[] = { X(0x0f), X(0x01), X(0xef), X(0x90),
                                     X(0x90), X(0xc3) };
-/* wrpkru; call +0 */
+/* wrpkru; call +0: the call ends the span (emulated) */
 static const uint8_t blk_call[] = { X(0x0f), X(0x01), X(0xef), X(0xe8),
                                     X(0x00), X(0x00), X(0x00), X(0x00) };
+/* call +3 (the ret); wrpkru; ret: a function starts at +8, so the span is
+ * taken backwards and the call is not its last instruction */
+static const uint8_t blk_call_first[] = { X(0xe8), X(0x03), X(0x00),
+                                          X(0x00), X(0x00), X(0x0f),
+                                          X(0x01), X(0xef), X(0xc3) };
 /* wrpkru; ret (the code ends after it) */
 static const uint8_t blk_short[] = { X(0x0f), X(0x01), X(0xef), X(0xc3) };
 /* xrstor (%rdi); mov %rsi,%rax; ret */
@@ -419,8 +424,6 @@ hazards_refused(void **state)
                           PAGE, "lands inside");
     refused_and_untouched(blk_nops, sizeof(blk_nops), at3, 1, PAGE,
                           "a function starts");
-    refused_and_untouched(blk_call, sizeof(blk_call), NULL, 0, PAGE,
-                          "a call");
     refused_and_untouched(blk_short, sizeof(blk_short), NULL, 0,
                           sizeof(blk_short), "the code ends");
     /* controls: the same nops without the anchor are rewritten */
@@ -565,14 +568,14 @@ plan_raw(void *ctx, const struct insp_raw_hit *raw)
     return insp_rewriter_plan_hit(c->w, c->r, &h) == -2 ? -1 : 0;
 }
 
-/* Scan [p, p + code_len) (one stretch from p, plus the anchors given) and
- * rewrite every hit; the rewriter's counts in *planned and *refused, and
- * the rules of all its trampolines. */
+/* Scan [p, p + code_len) of the len bytes at p (one stretch from p, plus
+ * the anchors given) and rewrite every hit; the rewriter's counts in
+ * *planned and *refused, and the rules of all its trampolines. */
 static uint32_t
-rewrite_region(uint8_t *p, size_t code_len, const size_t *anchors,
-               size_t nanchors, size_t *planned, size_t *refused)
+rewrite_range(uint8_t *p, size_t len, size_t code_len, const size_t *anchors,
+              size_t nanchors, size_t *planned, size_t *refused)
 {
-    struct insp_region r = { .bytes = p, .base = addr(p), .len = PAGE };
+    struct insp_region r = { .bytes = p, .base = addr(p), .len = len };
     assert_int_equal(insp_region_add_code(&r, addr(p), addr(p) + code_len),
                      0);
     for (size_t i = 0; i < nanchors; i++)
@@ -594,6 +597,15 @@ rewrite_region(uint8_t *p, size_t code_len, const size_t *anchors,
     insp_rewriter_free(&w);
     insp_region_free(&r);
     return rules;
+}
+
+/* The same on one page */
+static uint32_t
+rewrite_region(uint8_t *p, size_t code_len, const size_t *anchors,
+               size_t nanchors, size_t *planned, size_t *refused)
+{
+    return rewrite_range(p, PAGE, code_len, anchors, nanchors, planned,
+                         refused);
 }
 
 /* A page of int3 with bytes [b, e) at offset 0, r-x. */
@@ -816,6 +828,264 @@ checked_form_by_bytes(void **state)
     assert_false(insp_checked_form(&r, end, INSPECT_WRPKRU, PKEY));
 }
 
+/* ---- a direct call that ends the span: emulated ------------------------- */
+
+/* insp_emulate_call's output t, built for new_ip: push %rax;
+ * lea ret(%rip),%rax; xchg %rax,(%rsp); jmp target. */
+static void
+assert_call_emulation(const uint8_t *t, uint64_t new_ip, uint64_t ret,
+                      uint64_t target)
+{
+    static const uint8_t lea[] = { 0x48, 0x8d, 0x05 };
+    static const uint8_t xchg[] = { 0x48, 0x87, 0x04, 0x24 };
+    assert_int_equal(t[0], 0x50);
+    assert_memory_equal(t + 1, lea, sizeof(lea));
+    assert_int_equal(new_ip + 8 + (uint64_t) (int64_t) rel32_at(t + 4), ret);
+    assert_memory_equal(t + 8, xchg, sizeof(xchg));
+    assert_int_equal(t[12], 0xe9);
+    assert_int_equal(new_ip + INSP_CALL_EMU_LEN
+                     + (uint64_t) (int64_t) rel32_at(t + 13), target);
+}
+
+static void
+call_emulation_encoding(void **state)
+{
+    (void) state;
+    const uint64_t old_ip = 0x7f0000400000ull;
+    uint8_t out[INSP_CALL_EMU_LEN + 8], keep[sizeof(out)];
+
+    /* call +0x100 from a trampoline above the site */
+    static const uint8_t fwd[] = { 0xe8, 0x00, 0x01, 0x00, 0x00, 0x90 };
+    memset(out, 0xaa, sizeof(out));
+    assert_int_equal(insp_emulate_call(fwd, 5, old_ip, old_ip + 0x10000,
+                                       out), INSP_CALL_EMU_LEN);
+    assert_call_emulation(out, old_ip + 0x10000, old_ip + 5,
+                          old_ip + 5 + 0x100);
+    assert_int_equal(out[INSP_CALL_EMU_LEN], 0xaa);     /* nothing more */
+
+    /* call -0x2000 from a trampoline 1 GiB below */
+    static const uint8_t back[] = { 0xe8, 0x00, 0xe0, 0xff, 0xff };
+    uint64_t low = old_ip - (1ull << 30);
+    assert_int_equal(insp_emulate_call(back, 5, old_ip, low, out),
+                     INSP_CALL_EMU_LEN);
+    assert_call_emulation(out, low, old_ip + 5, old_ip + 5 - 0x2000);
+
+    /* no call rel32: 0, and out untouched */
+    memset(out, 0xaa, sizeof(out));
+    memcpy(keep, out, sizeof(out));
+    assert_int_equal(insp_emulate_call(fwd, 4, old_ip, old_ip + 0x10000,
+                                       out), 0);
+    assert_int_equal(insp_emulate_call(fwd, 6, old_ip, old_ip + 0x10000,
+                                       out), 0);
+    static const uint8_t jmp[] = { 0xe9, 0x00, 0x01, 0x00, 0x00 };
+    assert_int_equal(insp_emulate_call(jmp, 5, old_ip, old_ip + 0x10000,
+                                       out), 0);
+    static const uint8_t ind[] = { 0xff, 0xd0 };            /* call *%rax */
+    assert_int_equal(insp_emulate_call(ind, 2, old_ip, old_ip + 0x10000,
+                                       out), 0);
+    /* out of rel32 reach: the return address (and callee) 3 GiB away */
+    assert_int_equal(insp_emulate_call(fwd, 5, old_ip, old_ip + (3ull << 30),
+                                       out), 0);
+    /* the return address in reach, the callee (2 GiB below) not */
+    static const uint8_t far[] = { 0xe8, 0x00, 0x00, 0x00, 0x80 };
+    assert_int_equal(insp_emulate_call(far, 5, old_ip, old_ip + (1ull << 30),
+                                       out), 0);
+    assert_memory_equal(out, keep, sizeof(out));
+}
+
+/*
+ * A call whose rel32 holds a sequence, in a region large enough for the
+ * displacement: the callee at +0 (a backward call) or after the call.
+ * At entry: xor %eax,%eax; stc; movabs $CALL_RAX,%rax (ZF, PF, CF set,
+ * %rax known); then the call at c; ret.
+ */
+#define CALL_RAX 0x1122334455667788ull
+#define CALL_ENTRY_LEN 13
+
+struct call_site {
+    uint8_t *p;
+    size_t len, entry, c, callee;
+};
+
+static void
+set_callee(const struct call_site *cs, const uint8_t *code, size_t n)
+{
+    uint8_t b[8];
+    memset(b, 0xcc, sizeof(b));
+    memcpy(b, code, n);
+    assert_int_equal(insp_text_write(addr(cs->p + cs->callee), b, sizeof(b)),
+                     0);
+}
+
+/* mov (%rsp),%rax; ret: the return address it was called with */
+static const uint8_t callee_ret_addr[] = { 0x48, 0x8b, 0x04, 0x24, 0xc3 };
+/* mov $0x2a,%eax; ret */
+static const uint8_t callee_42[] = { 0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3 };
+/* ret: %rax as the caller left it */
+static const uint8_t callee_rax[] = { 0xc3 };
+/* pushfq; pop %rax; ret: the flags as the caller left them */
+static const uint8_t callee_flags[] = { 0x9c, 0x58, 0xc3 };
+
+static void
+call_site_map(struct call_site *cs, const uint8_t rel_x[4])
+{
+    uint8_t rel[4];
+    int32_t r;
+    unxor(rel, rel_x, 4);
+    memcpy(&r, rel, 4);
+    cs->c = r < 0 ? (size_t) (-(int64_t) r - 5) : 64;
+    assert_true(cs->c >= CALL_ENTRY_LEN);
+    cs->entry = cs->c - CALL_ENTRY_LEN;
+    cs->callee = (size_t) ((int64_t) cs->c + 5 + r);
+    size_t end = cs->c + 6 > cs->callee + 16 ? cs->c + 6 : cs->callee + 16;
+    cs->len = (end + PAGE - 1) & ~(size_t) (PAGE - 1);
+    cs->p = mmap(NULL, cs->len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(cs->p != MAP_FAILED);
+    memset(cs->p, 0xcc, cs->len);
+    uint8_t *e = cs->p + cs->entry;
+    static const uint8_t head[] = { 0x31, 0xc0, 0xf9, 0x48, 0xb8 };
+    memcpy(e, head, sizeof(head));
+    uint64_t k = CALL_RAX;
+    memcpy(e + sizeof(head), &k, 8);
+    e[CALL_ENTRY_LEN] = 0xe8;
+    memcpy(e + CALL_ENTRY_LEN + 1, rel, 4);
+    e[CALL_ENTRY_LEN + 5] = 0xc3;
+    memcpy(cs->p + cs->callee, callee_ret_addr, sizeof(callee_ret_addr));
+    assert_int_equal(mprotect(cs->p, cs->len, PROT_READ | PROT_EXEC), 0);
+}
+
+/* Every callee, through the call at c: the same results before and after
+ * the rewrite. */
+static void
+call_site_runs(const struct call_site *cs)
+{
+    uint64_t (*f)(void) = (uint64_t (*)(void)) (uintptr_t) (cs->p
+                                                            + cs->entry);
+    uint64_t (*at_call)(void) = (uint64_t (*)(void)) (uintptr_t) (cs->p
+                                                                  + cs->c);
+    const uint64_t ret = addr(cs->p + cs->c + 5);
+    set_callee(cs, callee_ret_addr, sizeof(callee_ret_addr));
+    assert_int_equal(f(), ret);
+    assert_int_equal(at_call(), ret);
+    set_callee(cs, callee_42, sizeof(callee_42));
+    assert_int_equal(f(), 42);
+    set_callee(cs, callee_rax, sizeof(callee_rax));
+    assert_int_equal(f(), CALL_RAX);
+    set_callee(cs, callee_flags, sizeof(callee_flags));
+    const uint64_t cpzso = 0x1 | 0x4 | 0x40 | 0x80 | 0x800;
+    assert_int_equal(f() & cpzso, 0x1 | 0x4 | 0x40);
+    set_callee(cs, callee_ret_addr, sizeof(callee_ret_addr));
+}
+
+static void
+call_rewritten(const uint8_t rel_x[4], enum inspect_kind kind)
+{
+    struct call_site cs;
+    call_site_map(&cs, rel_x);
+    uint8_t *p = cs.p;
+
+    /* control: it runs, and the scan sees the sequence inside the call */
+    call_site_runs(&cs);
+    struct inspect_report r = { 0 };
+    assert_int_equal(inspect_process(&r), 0);
+    assert_int_equal(unsafe_between(&r, addr(p), addr(p) + cs.len), 1);
+    const struct inspect_hit *h = hit_at(&r, addr(p + cs.c + 1));
+    assert_non_null(h);
+    assert_int_equal(h->kind, kind);
+    assert_int_equal(h->cls, INSPECT_IN_IMM);
+    assert_false(h->safe);
+    assert_int_equal(h->insn_back, 1);
+    assert_int_equal(h->insn_len, 5);
+    inspect_report_free(&r);
+
+    size_t planned, refused;
+    uint32_t rules = rewrite_range(p, cs.len, cs.len, NULL, 0, &planned,
+                                   &refused);
+    if (refused)
+        print_message("log: %s\n", last_log);
+    assert_int_equal(refused, 0);
+    assert_int_equal(planned, 1);
+    assert_non_null(strstr(last_log, "rewrote"));
+    assert_int_equal(rules, INSPECT_RULE_RELOCATE);
+    const struct inspect_rewrite *w = last_rewrite();
+    assert_int_equal(w->site, addr(p + cs.c));
+    assert_int_equal(w->span_start, addr(p + cs.c));
+    assert_int_equal(w->span, 5);
+    assert_int_equal(w->cls, INSPECT_IN_IMM);
+    assert_int_equal(w->checked_site, 0);             /* no PKRU write */
+
+    /* the call is now the jump to its emulation; the ret stays */
+    assert_int_equal(p[cs.c], 0xe9);
+    assert_int_equal(target_of(p + cs.c + 1), w->trampoline);
+    assert_int_equal(p[cs.c + 5], 0xc3);
+    assert_false(insp_bytes_have_sequence(p + cs.entry, CALL_ENTRY_LEN + 6,
+                                          0, CALL_ENTRY_LEN + 6));
+    const uint8_t *t = (const uint8_t *) (uintptr_t) w->trampoline;
+    assert_true(w->trampoline_len >= INSP_CALL_EMU_LEN);
+    assert_call_emulation(t, w->trampoline, addr(p + cs.c + 5),
+                          addr(p + cs.callee));
+
+    /* the callee sees the original return address (not one in the
+     * trampoline), %rax and the flags as the caller left them */
+    call_site_runs(&cs);
+
+    /* nothing unsafe left, in the region or the trampoline's pages */
+    assert_int_equal(inspect_process(&r), 0);
+    assert_int_equal(unsafe_between(&r, addr(p), addr(p) + cs.len), 0);
+    uint64_t tp = w->trampoline & ~(uint64_t) (PAGE - 1);
+    assert_int_equal(unsafe_between(&r, tp, tp + 2 * PAGE), 0);
+    inspect_report_free(&r);
+    munmap(p, cs.len);
+}
+
+static void
+call_in_span_emulated(void **state)
+{
+    (void) state;
+    /* a WRPKRU in a backward rel32 (0xffef010f: the callee 1.1 MB before
+     * the call) */
+    static const uint8_t rel_wrpkru[] = { X(0x0f), X(0x01), X(0xef),
+                                          X(0xff) };
+    call_rewritten(rel_wrpkru, INSPECT_WRPKRU);
+    /* the case seen in NGINX: an XRSTORS (0f c7 18) in a forward rel32
+     * (0x0018c70f: 1.6 MB after the call) */
+    static const uint8_t rel_xrstors[] = { X(0x0f), X(0xc7), X(0x18),
+                                           X(0x00) };
+    call_rewritten(rel_xrstors, INSPECT_XRSTORS);
+}
+
+/* A real WRPKRU, then a call that ends the span: the checked copy, then
+ * the emulation.  With a function start after the WRPKRU the span is taken
+ * backwards, the call is not its last instruction (its return address
+ * would be in the trampoline), and it is refused. */
+static void
+call_not_last_refused(void **state)
+{
+    (void) state;
+    uint8_t *p = code_page(blk_call, sizeof(blk_call));
+    assert_int_equal(rewrite_block(p, 0, NULL, 0, PAGE, INSPECT_WRPKRU), 0);
+    assert_non_null(strstr(last_log, "rewrote WRPKRU"));
+    const struct inspect_rewrite *w = last_rewrite();
+    assert_int_equal(w->span, 8);
+    assert_int_equal(w->rules, INSPECT_RULE_CHECK | INSPECT_RULE_RELOCATE);
+    const uint8_t *t = (const uint8_t *) (uintptr_t) w->trampoline;
+    assert_int_equal(w->checked_site, addr(t));
+    size_t c = 3 + check_len(INSPECT_WRPKRU);
+    assert_call_emulation(t + c, w->trampoline + c, addr(p + 8), addr(p + 8));
+
+    p = code_page(blk_call_first, sizeof(blk_call_first));
+    uint8_t before[16];
+    memcpy(before, p, sizeof(before));
+    static const size_t at8[] = { 8 };
+    assert_int_equal(rewrite_block(p, 5, at8, 1, PAGE, INSPECT_WRPKRU), -1);
+    if (!strstr(last_log, "a call in the span"))
+        print_message("log: %s\n", last_log);
+    assert_non_null(strstr(last_log, "cannot rewrite"));
+    assert_non_null(strstr(last_log, "a call in the span"));
+    assert_memory_equal(p, before, sizeof(before));
+}
+
 /* ---- the public entry point's refusals ---------------------------------- */
 
 static void
@@ -857,6 +1127,9 @@ main(void)
         cmocka_unit_test(outside_code),
         cmocka_unit_test(span_taken_backwards),
         cmocka_unit_test(checked_form_by_bytes),
+        cmocka_unit_test(call_emulation_encoding),
+        cmocka_unit_test(call_in_span_emulated),
+        cmocka_unit_test(call_not_last_refused),
     };
     return cmocka_run_group_tests_name("inspect_rewrite", tests, NULL, NULL);
 }
