@@ -19,8 +19,12 @@ KS_SRCS := keystore/ks_api.c keystore/ks_crypto.c keystore/ks_dispatch.c \
 	keystore/ks_op_aead.c keystore/ks_op_kdf.c keystore/ks_op_kex.c \
 	keystore/ks_op_sign.c \
 	keystore/ks_platform.c keystore/ks_range.c keystore/ks_seal.c \
+	keystore/ks_lockdown.c keystore/ks_seccomp.c keystore/ks_signals.c \
+	keystore/ks_vma.c \
 	keystore/ks_gate.S
-KS_CFLAGS := $(CFLAGS_PROJECT) -fvisibility=hidden -I$(OPENSSL_PREFIX)/include
+KS_GEN := $(BUILD)/gen/keystore
+KS_CFLAGS := $(CFLAGS_PROJECT) -fvisibility=hidden -I$(OPENSSL_PREFIX)/include \
+	-I$(KS_GEN)
 KS_LDFLAGS := -shared -nostartfiles -Wl,--exclude-libs,ALL -Wl,-z,now \
 	-Wl,-z,relro -Wl,-z,defs -Wl,-z,noexecstack -Wl,-Bsymbolic-functions
 
@@ -39,6 +43,7 @@ $(BUILD)/obj/$(1)/%.o: keystore/%.S
 	$$(CC) $$(KS_DEFS_$(1)) -MMD -MP -c -o $$@ $$<
 
 KS_OBJS_$(1) := $$(patsubst keystore/%,$(BUILD)/obj/$(1)/%.o,$$(basename $$(KS_SRCS)))
+$(BUILD)/obj/$(1)/ks_seccomp.o: $(KS_GEN)/ks_seccomp_filter.h
 endef
 $(foreach v,$(KS_VARIANTS),$(eval $(call ks_variant,$(v))))
 
@@ -78,3 +83,15 @@ $(BUILD)/obj/tools/ks_bench.o: keystore/ks_bench.c
 	$(CC) $(CFLAGS_PROJECT) -MMD -MP -c -o $@ $<
 
 PROJECT_TARGETS += $(BUILD)/bin/keystore-bench
+
+# The lockdown's seccomp filter: made at build time with libseccomp
+# (Debian's libseccomp-dev) by a host tool, compiled into the library as
+# constants (why: keystore/ks_seccomp_gen.c).  The .pfc next to it is
+# libseccomp's readable listing of the same programs.
+$(BUILD)/tools/ks_seccomp_gen: keystore/ks_seccomp_gen.c
+	mkdir -p $(@D)
+	$(CC) $(CFLAGS_PROJECT) -o $@ $< -lseccomp
+
+$(KS_GEN)/ks_seccomp_filter.h: $(BUILD)/tools/ks_seccomp_gen
+	mkdir -p $(@D)
+	$< $@.tmp $(KS_GEN)/ks_seccomp_filter.pfc && mv $@.tmp $@

@@ -64,6 +64,47 @@ KS_API int ks_selftest_sha256(const void *in, size_t len,
  */
 KS_API int ks_seal_key_load_file(const char *path, char *err, size_t errlen);
 
+/*
+ * Lockdown (ks_lockdown.c): the pieces, as bits of ks_lockdown_status().
+ * KS_LOCKDOWN_SIGNALS is also ks_lockdown()'s only flag.
+ */
+#define KS_LOCKDOWN_SIGNALS  0x01u  /* no handler; rt_sigreturn ends the
+                                       process; rt_sigaction, sigaltstack:
+                                       EPERM */
+#define KS_LOCKDOWN_SEALED   0x02u  /* T, libkeystore and all code mseal'd */
+#define KS_LOCKDOWN_NO_WX    0x04u  /* no W+X mapping, no writable alias of
+                                       code, no READ_IMPLIES_EXEC */
+#define KS_LOCKDOWN_NODUMP   0x08u  /* PR_GET_DUMPABLE is 0 */
+#define KS_LOCKDOWN_SECCOMP  0x10u  /* the syscall filter, in every thread */
+#define KS_LOCKDOWN_ALL      0x1fu  /* "lockdown: on" */
+
+/*
+ * Lock the process down, once, after ks_init() and the inspector's
+ * rewriting and before serving (a worker's init_process), while no
+ * attacker can be in control yet.  flags: 0 or KS_LOCKDOWN_SIGNALS (only
+ * once no signal handler can run any more: asynchronous signals blocked
+ * and read from a signalfd, every disposition SIG_DFL or SIG_IGN — a
+ * remaining handler is refused).  Refuses (W+X mapping, writable alias of
+ * code, a handler with KS_LOCKDOWN_SIGNALS) before changing anything;
+ * then seals, sets PR_SET_DUMPABLE 0 and loads the
+ * seccomp filter in all threads (NO_NEW_PRIVS; denied calls fail with
+ * EPERM, x32/int 0x80 calls end the process with SIGSYS; the policy is in
+ * ks_seccomp_gen.c).  Needs Linux >= 6.10 (mseal).  Returns 0 only if
+ * ks_lockdown_status() then shows every requested piece; else -1 with a
+ * one-line reason in err (errlen > 0 required), and the process must not
+ * serve: pieces already in place stay.
+ */
+KS_API int ks_lockdown(unsigned flags, char *err, size_t errlen);
+
+/*
+ * The pieces in force in this process now (KS_LOCKDOWN_* bits), read from
+ * the kernel (/proc/self/smaps, prctl, harmless probe calls), not
+ * remembered; their names ("sealed no-wx nodump seccomp signals", or
+ * "none") in desc if desc != NULL.  Reads smaps: for a status request or
+ * once after ks_lockdown(), not per connection.
+ */
+KS_API unsigned ks_lockdown_status(char *desc, size_t desclen);
+
 /* The gate: run operation op (ks_ops.h) in T.  >= 0, or a KS_ERR_* code. */
 KS_API long ks_gate_call(unsigned op, void *args);
 

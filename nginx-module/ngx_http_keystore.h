@@ -4,7 +4,8 @@
  *
  * ngx_http_keystore_module.c   directives, configuration hooks, early setup
  * ngx_http_keystore_check.c    what "nginx -t" refuses with "keystore on"
- * ngx_http_keystore_worker.c   per worker: inspection and rewriting
+ * ngx_http_keystore_worker.c   per worker: inspection, rewriting, lockdown
+ * ngx_http_keystore_signals.c  per worker: signals through a signalfd
  * ngx_http_keystore_status.c   the keystore_status handler
  */
 
@@ -55,6 +56,8 @@ typedef struct {
     size_t                         inspected_pages;
     size_t                         rewritten_sites;
     size_t                         unsafe_sites;
+
+    ngx_uint_t                     locked;      /* ks_lockdown() done */
 } ngx_http_keystore_state_t;
 
 
@@ -67,7 +70,9 @@ char *ngx_http_keystore_check_server(ngx_conf_t *cf,
     ngx_http_keystore_main_conf_t *kmcf, ngx_http_keystore_srv_conf_t *kscf);
 char *ngx_http_keystore_check_listens(ngx_conf_t *cf);
 ngx_int_t ngx_http_keystore_check_user(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_keystore_check_pcre_jit(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_keystore_init_worker(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_keystore_signals_init(ngx_cycle_t *cycle);
 char *ngx_http_keystore_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

@@ -18,6 +18,11 @@
 #include "ngx_http_keystore.h"
 
 
+#if (NGX_PCRE)
+extern ngx_module_t  ngx_regex_module;
+#endif
+
+
 /* ngx_http_ssl_module.c's default "ssl_ciphers" */
 #define NGX_HTTP_KEYSTORE_NGINX_CIPHERS  "HIGH:!aNULL:!MD5"
 
@@ -382,6 +387,31 @@ ngx_http_keystore_check_listens(ngx_conf_t *cf)
 #endif
 
     return NGX_CONF_OK;
+}
+
+
+/* PCRE's JIT writes code at run time into W+X memory, which the lockdown
+ * refuses (new code could hold a WRPKRU the inspector never saw) */
+
+ngx_int_t
+ngx_http_keystore_check_pcre_jit(ngx_cycle_t *cycle)
+{
+#if (NGX_PCRE)
+    ngx_flag_t  *pcre_jit;
+
+    /* the first field of ngx_regex.c's private ngx_regex_conf_t */
+    pcre_jit = (ngx_flag_t *) ngx_get_conf(cycle->conf_ctx, ngx_regex_module);
+
+    if (pcre_jit && *pcre_jit == 1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"keystore on\" cannot lock down workers with "
+                      "\"pcre_jit on\" (JIT code is written at run time); "
+                      "set \"pcre_jit off\"");
+        return NGX_ERROR;
+    }
+#endif
+
+    return NGX_OK;
 }
 
 

@@ -450,7 +450,9 @@ ngx_http_keystore_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (ngx_http_keystore_check_user(cycle) != NGX_OK) {
+    if (ngx_http_keystore_check_user(cycle) != NGX_OK
+        || ngx_http_keystore_check_pcre_jit(cycle) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

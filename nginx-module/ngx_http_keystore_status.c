@@ -40,7 +40,9 @@ ngx_http_keystore_status_handler(ngx_http_request_t *r)
     ngx_buf_t                  *b;
     ngx_chain_t                 out;
     struct ks_stats             st;
+    unsigned                    pieces;
     ngx_http_keystore_state_t  *ks = &ngx_http_keystore_state;
+    char                        desc[128];
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -59,7 +61,7 @@ ngx_http_keystore_status_handler(ngx_http_request_t *r)
     b = ngx_create_temp_buf(r->pool,
                             NGX_HTTP_KEYSTORE_STATUS_LINES
                             * (sizeof("t_heap_peak_bytes: \n") + NGX_OFF_T_LEN)
-                            + sizeof("lockdown: not active yet\n"));
+                            + sizeof("lockdown: off ()\n") + 128);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -83,11 +85,22 @@ ngx_http_keystore_status_handler(ngx_http_request_t *r)
                               "t_heap_peak_bytes: %uL\n"
                               "inspected_pages: %uz\n"
                               "rewritten_sites: %uz\n"
-                              "unsafe_sites: %uz\n"
-                              "lockdown: not active yet\n",
+                              "unsafe_sites: %uz\n",
                               st.pkey, st.gate_crossings, st.t_heap_bytes,
                               st.t_heap_peak_bytes, ks->inspected_pages,
                               ks->rewritten_sites, ks->unsafe_sites);
+
+        /* read from the kernel now, not remembered: "on" only if every
+         * piece is in force in this worker */
+
+        pieces = ks_lockdown_status(desc, sizeof(desc));
+
+        if (pieces == KS_LOCKDOWN_ALL) {
+            b->last = ngx_sprintf(b->last, "lockdown: on\n");
+
+        } else {
+            b->last = ngx_sprintf(b->last, "lockdown: off (%s)\n", desc);
+        }
     }
 
     r->headers_out.status = NGX_HTTP_OK;

@@ -6,7 +6,8 @@
  * XRSTOR; unsafe sites (libc's pkey_set, ld.so's lazy-binding XRSTORs,
  * ...) are rewritten into checked forms (inspect/).  Anything left unsafe
  * ends the worker (fail closed: exit code 2, which the master does not
- * respawn, since the next worker would find the same).
+ * respawn, since the next worker would find the same).  Then it locks
+ * itself down.
  */
 
 
@@ -19,6 +20,7 @@
 #include "ngx_http_keystore.h"
 
 
+static ngx_int_t ngx_http_keystore_lock_down(ngx_cycle_t *cycle);
 static void ngx_http_keystore_inspect_log(void *ctx, const char *line);
 
 
@@ -70,6 +72,49 @@ ngx_http_keystore_init_worker(ngx_cycle_t *cycle)
                   ngx_pid, st.pkey, report.pages, report.rewritten);
 
     inspect_report_free(&report);
+
+    return ngx_http_keystore_lock_down(cycle);
+}
+
+
+/*
+ * After inspection, before the first request: signals move to a signalfd
+ * (ngx_http_keystore_signals.c), then the keystore seals T and all code,
+ * makes the worker non-dumpable and loads the syscall filter
+ * (ks_lockdown(), keystore/ks_lockdown.c).  Only a worker with every piece
+ * in force serves.
+ */
+
+static ngx_int_t
+ngx_http_keystore_lock_down(ngx_cycle_t *cycle)
+{
+    char                        err[256], desc[128];
+    unsigned                    pieces;
+    ngx_http_keystore_state_t  *ks = &ngx_http_keystore_state;
+
+    if (ngx_http_keystore_signals_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ks_lockdown(KS_LOCKDOWN_SIGNALS, err, sizeof(err)) != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "keystore: lockdown failed: %s; the worker stops", err);
+        return NGX_ERROR;
+    }
+
+    pieces = ks_lockdown_status(desc, sizeof(desc));
+
+    if (pieces != KS_LOCKDOWN_ALL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "keystore: lockdown incomplete (%s); the worker stops",
+                      desc);
+        return NGX_ERROR;
+    }
+
+    ks->locked = 1;
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "keystore: worker %P locked down (%s)", ngx_pid, desc);
 
     return NGX_OK;
 }
