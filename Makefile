@@ -117,6 +117,7 @@ include keystore/build.mk
 include openssl-patch/build.mk
 include inspect/build.mk
 include tests/build.mk
+include tests/fuzz/build.mk
 
 all: $(BUILD)/sbin/nginx $(BUILD)/bin/openssl $(PROJECT_TARGETS)
 

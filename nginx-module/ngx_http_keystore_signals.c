@@ -39,6 +39,7 @@ static int  ngx_http_keystore_signals[] = {
 };
 
 static ngx_http_keystore_sa_pt  ngx_http_keystore_handlers[_NSIG];
+static void                   (*ngx_http_keystore_plain[_NSIG])(int signo);
 
 
 ngx_int_t
@@ -62,11 +63,17 @@ ngx_http_keystore_signals_init(ngx_cycle_t *cycle)
             return NGX_ERROR;
         }
 
-        if (!(sa.sa_flags & SA_SIGINFO)) {
-            continue;       /* SIG_DFL or SIG_IGN: nothing to call */
+        if (sa.sa_flags & SA_SIGINFO) {
+            ngx_http_keystore_handlers[sig] = sa.sa_sigaction;
+
+        } else if (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN) {
+            /* timer_resolution's SIGALRM handler takes the number only */
+            ngx_http_keystore_plain[sig] = sa.sa_handler;
+
+        } else {
+            continue;       /* nothing to call */
         }
 
-        ngx_http_keystore_handlers[sig] = sa.sa_sigaction;
         sigaddset(&set, sig);
     }
 
@@ -91,7 +98,7 @@ ngx_http_keystore_signals_init(ngx_cycle_t *cycle)
     sigemptyset(&sa.sa_mask);
 
     for (sig = 1; sig < _NSIG; sig++) {
-        if (ngx_http_keystore_handlers[sig]
+        if ((ngx_http_keystore_handlers[sig] || ngx_http_keystore_plain[sig])
             && sigaction(sig, &sa, NULL) == -1)
         {
             ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
@@ -157,6 +164,11 @@ ngx_http_keystore_signal_read(ngx_event_t *rev)
         }
 
         if (fi.ssi_signo >= _NSIG) {
+            continue;
+        }
+
+        if (ngx_http_keystore_plain[fi.ssi_signo]) {
+            ngx_http_keystore_plain[fi.ssi_signo](fi.ssi_signo);
             continue;
         }
 
