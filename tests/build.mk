@@ -108,3 +108,46 @@ $(BUILD)/tests/unit/test_provider: UNIT_LDLIBS = \
 
 # the rewriter's other classes under MPK (link line in inspect/build.mk)
 MPK_UNIT_TESTS += $(BUILD)/tests/unit/test_rewrite_classes
+
+# OpenSSL's EVP test vectors (the pinned tree's data files, embedded with
+# .incbin) through the keystore provider, built in, with the test
+# library's sealing switch
+PROVIDER_EVP_DATA := $(OPENSSL_SRC)/test/recipes/30-test_evp_data
+MPK_UNIT_TESTS += $(BUILD)/tests/unit/test_provider_evp
+$(BUILD)/obj/tests/unit/test_provider_evp.o: CFLAGS_PROJECT += -DKS_TEST_OPS \
+	-I$(OPENSSL_PREFIX)/include -DEVP_DATA='"$(PROVIDER_EVP_DATA)"'
+$(BUILD)/obj/tests/unit/test_provider_evp.o: $(OPENSSL_STAMP) \
+	$(addprefix $(PROVIDER_EVP_DATA)/, evpciph_aes_common.txt \
+	evpciph_chacha.txt evpkdf_tls13_kdf.txt evpkdf_hkdf.txt \
+	evpkdf_tls12_prf.txt evpkdf_tls11_prf.txt evpmac_common.txt \
+	evppkey_ecx.txt evppkey_ecdh.txt)
+$(BUILD)/tests/unit/test_provider_evp: $(BUILD)/lib/libkeystore_provider.a \
+	$(BUILD)/lib/libkeystore-test.so
+$(BUILD)/tests/unit/test_provider_evp: UNIT_LDLIBS = \
+	$(OPENSSL_PREFIX)/lib/libcrypto.a -L$(LIB_DIR) -lkeystore-test \
+	-Wl,-rpath,$(LIB_DIR) -ldl
+
+# bad input through EVP and the provider (built in), sealing on
+MPK_UNIT_TESTS += $(BUILD)/tests/unit/test_provider_badinput
+$(BUILD)/obj/tests/unit/test_provider_badinput.o: CFLAGS_PROJECT += \
+	-DKS_TEST_OPS -I$(OPENSSL_PREFIX)/include
+$(BUILD)/obj/tests/unit/test_provider_badinput.o: $(OPENSSL_STAMP)
+$(BUILD)/tests/unit/test_provider_badinput: \
+	$(BUILD)/lib/libkeystore_provider.a $(BUILD)/lib/libkeystore-test.so
+$(BUILD)/tests/unit/test_provider_badinput: UNIT_LDLIBS = \
+	$(OPENSSL_PREFIX)/lib/libcrypto.a -L$(LIB_DIR) -lkeystore-test \
+	-Wl,-rpath,$(LIB_DIR) -ldl
+
+# lockdown (keystore/ks_lockdown.c): every single-process attack class of
+# pku-attacks.md with lockdown off and on, the policy call by call, the
+# refusals and the status; against the test library (peek and poke for
+# T's canary and hash), the system's libcrypto for SHA-256
+MPK_UNIT_TESTS += $(BUILD)/tests/unit/test_lockdown
+LOCKDOWN_TEST_OBJS := $(addprefix $(BUILD)/obj/tests/unit/, \
+	lockdown_attacks.o lockdown_attacks2.o lockdown_policy.o)
+$(BUILD)/obj/tests/unit/test_lockdown.o $(LOCKDOWN_TEST_OBJS): \
+	CFLAGS_PROJECT += -DKS_TEST_OPS
+$(BUILD)/tests/unit/test_lockdown: $(LOCKDOWN_TEST_OBJS) \
+	$(BUILD)/lib/libkeystore-test.so
+$(BUILD)/tests/unit/test_lockdown: UNIT_LDLIBS = -L$(LIB_DIR) \
+	-lkeystore-test -Wl,-rpath,$(LIB_DIR) -lcrypto

@@ -69,7 +69,7 @@ int ks_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 static inline int
 ks_provider_prime(OSSL_LIB_CTX *libctx, const char *propq)
 {
-    static const char *const kdfs[] = { "TLS13-KDF", "TLS1-PRF" };
+    static const char *const kdfs[] = { "TLS13-KDF", "TLS1-PRF", "HKDF" };
     static const char *const ciphers[] = {
         "AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305"
     };

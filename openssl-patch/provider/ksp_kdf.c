@@ -26,8 +26,15 @@
  * SHA-256/384/512 (TLS 1.2): the MD5-SHA1 PRF of TLS 1.0/1.1 is refused
  * when marked.  Unmarked derivations go to the default TLS1-PRF.
  *
- * HKDF is not offered: libssl never fetches it (the default TLS13-KDF
- * fetches HMAC, not HKDF), so it stays the default provider's.
+ * HKDF (libssl never fetches it; offered so that other callers can keep
+ * an HKDF in T): a derivation marked with mpktls-out ("secret" or
+ * "clear") and the key/salt token flags is one KS_OP_KDF with the key,
+ * salt and the concatenated info; T gives a SECRET token whenever an
+ * input is a token.  Unmarked ones go to the default HKDF.
+ *
+ * The markers are listed in each KDF's settable parameters (after the
+ * default's own), so callers that check them, such as `openssl kdf
+ * -kdfopt`, can pass them.
  */
 
 #include "ksp_local.h"
@@ -63,15 +70,28 @@ struct blob {
     int             big;                /* longer than we keep: not copied */
 };
 
+#define SETTABLE_MAX    32              /* the default's and our markers */
+
 struct kdf_kind {
-    struct ksp_fwd  fwd;
-    int             prf;                /* TLS1-PRF; 0: TLS13-KDF */
+    struct ksp_fwd      fwd;
+    uint32_t            kdf;            /* enum ks_kdf */
+    int                 prf;            /* TLS1-PRF */
+    /* the default's settable parameters and the markers (kind_settable) */
+    const OSSL_PARAM   *settable_of;    /* the default's list it was made of */
+    OSSL_PARAM         *settable;       /* SETTABLE_MAX entries */
 };
 
+static OSSL_PARAM settable_tls13[SETTABLE_MAX], settable_hkdf[SETTABLE_MAX],
+                  settable_prf[SETTABLE_MAX];
+
 static struct kdf_kind kind_tls13 = {
-    { OSSL_OP_KDF, "TLS13-KDF", NULL, 0 }, 0 };
+    { OSSL_OP_KDF, "TLS13-KDF", NULL, 0 }, KS_KDF_TLS13, 0, NULL,
+    settable_tls13 };
+static struct kdf_kind kind_hkdf = {
+    { OSSL_OP_KDF, "HKDF", NULL, 0 }, KS_KDF_HKDF, 0, NULL, settable_hkdf };
 static struct kdf_kind kind_prf = {
-    { OSSL_OP_KDF, "TLS1-PRF", NULL, 0 }, 1 };
+    { OSSL_OP_KDF, "TLS1-PRF", NULL, 0 }, KS_KDF_TLS1_PRF, 1, NULL,
+    settable_prf };
 
 struct kdf_ctx {
     struct ksp_provctx  *pc;
@@ -85,7 +105,8 @@ struct kdf_ctx {
     unsigned char        labelbuf[KDF_LABEL_MAX], databuf[KDF_DATA_MAX];
     unsigned char        prefixbuf[KDF_PREFIX_MAX];
     struct blob          key, salt, label, data, prefix;
-    /* TLS1-PRF: key is the secret, data the concatenated seeds */
+    /* TLS1-PRF: key is the secret, data the concatenated seeds; HKDF:
+     * label is the concatenated info */
     /* the markers */
     char                 out[16];           /* "" if absent */
     int                  key_token, salt_token;     /* -1 if absent */
@@ -264,9 +285,38 @@ add_seed(struct kdf_ctx *c, const OSSL_PARAM *p)
 }
 
 /*
- * A marker (or any other parameter: 1, nothing to keep).  TLS13-KDF takes
- * mpktls-out and the token flags; TLS1-PRF mpktls-out, the key-token flag
- * and the key-block layout.
+ * An HKDF info parameter: the info parameters of one call concatenate and
+ * replace those of earlier calls, as OpenSSL's HKDF does; first: the first
+ * of this call.  Past the bound the info is counted, not kept (big).
+ */
+static int
+add_info(struct kdf_ctx *c, const OSSL_PARAM *p, int first)
+{
+    const void *d;
+    size_t n;
+
+    if (!ksp_param_get_octets(p, &d, &n)) {
+        KSP_ERR(c->pc, KSP_R_BAD_PARAM, "%s", p->key);
+        return 0;
+    }
+    if (first) {
+        c->label = (struct blob) { c->labelbuf, 0, 1, 0 };
+    }
+    if (!c->label.big && n <= KDF_LABEL_MAX - c->label.len) {
+        if (n > 0) {
+            memcpy(c->label.b + c->label.len, d, n);
+        }
+    } else {
+        c->label.big = 1;
+    }
+    c->label.len += n;
+    return 1;
+}
+
+/*
+ * A marker (or any other parameter: 1, nothing to keep).  TLS13-KDF and
+ * HKDF take mpktls-out and the token flags; TLS1-PRF mpktls-out, the
+ * key-token flag and the key-block layout.
  */
 static int
 kdf_parse_marker(struct kdf_ctx *c, const OSSL_PARAM *p)
@@ -320,6 +370,7 @@ kdf_parse(struct kdf_ctx *c, const OSSL_PARAM params[])
 {
     const OSSL_PARAM *p;
     const char *s;
+    int infos = 0;
 
     for (p = params; p != NULL && p->key != NULL; p++) {
         if (strcmp(p->key, OSSL_KDF_PARAM_MODE) == 0) {
@@ -356,6 +407,15 @@ kdf_parse(struct kdf_ctx *c, const OSSL_PARAM params[])
             }
         } else if (strcmp(p->key, OSSL_KDF_PARAM_SALT) == 0) {
             if (!take_blob(c, p, &c->salt, KDF_IN_MAX)) {
+                return 0;
+            }
+        } else if (c->kind->kdf == KS_KDF_HKDF
+                   && strcmp(p->key, OSSL_KDF_PARAM_INFO) == 0) {
+            if (!add_info(c, p, infos++ == 0)) {
+                return 0;
+            }
+        } else if (c->kind->kdf == KS_KDF_HKDF) {
+            if (!kdf_parse_marker(c, p)) {
                 return 0;
             }
         } else if (strcmp(p->key, OSSL_KDF_PARAM_LABEL) == 0) {
@@ -398,11 +458,39 @@ out_class(const char *s)
     return 0;
 }
 
+/* KS_OP_KDF of TLS13-KDF or HKDF with the context's inputs (HKDF: the
+ * label is the info, there is no data): one crossing. */
+static int
+kdf_cross(struct kdf_ctx *c, uint32_t kdf, int mode, uint32_t cls,
+    unsigned char *out, size_t outlen)
+{
+    struct ks_args_kdf a;
+
+    memset(&a, 0, sizeof(a));
+    a.kdf = kdf;
+    a.md = c->md;
+    a.mode = (uint32_t) mode;
+    a.key_is_token = c->key_token == 1;
+    a.salt_is_token = c->salt_token == 1;
+    a.out_class = cls;
+    a.key = c->key.b;
+    a.keylen = c->key.set ? c->key.len : 0;
+    a.salt = c->salt.b;
+    a.saltlen = c->salt.set ? c->salt.len : 0;
+    a.label = c->label.b;
+    a.labellen = c->label.set ? c->label.len : 0;
+    a.data = c->data.b;
+    a.datalen = c->data.set ? c->data.len : 0;
+    a.out = out;
+    a.outlen = outlen;
+    return ksp_gate(c->pc, KS_OP_KDF, &a,
+                    kdf == KS_KDF_HKDF ? "HKDF" : "TLS13-KDF") == 0;
+}
+
 /* A marked TLS13-KDF derivation: one crossing. */
 static int
 tls13_derive_marked(struct kdf_ctx *c, unsigned char *out, size_t outlen)
 {
-    struct ks_args_kdf a;
     uint32_t cls = out_class(c->out);
 
     if (cls == 0 || cls == KS_OUT_KEYBLOCK) {
@@ -429,24 +517,32 @@ tls13_derive_marked(struct kdf_ctx *c, unsigned char *out, size_t outlen)
         KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "prefix other than \"tls13 \"");
         return 0;
     }
-    memset(&a, 0, sizeof(a));
-    a.kdf = KS_KDF_TLS13;
-    a.md = c->md;
-    a.mode = (uint32_t) c->mode;
-    a.key_is_token = c->key_token == 1;
-    a.salt_is_token = c->salt_token == 1;
-    a.out_class = cls;
-    a.key = c->key.b;
-    a.keylen = c->key.set ? c->key.len : 0;
-    a.salt = c->salt.b;
-    a.saltlen = c->salt.set ? c->salt.len : 0;
-    a.label = c->label.b;
-    a.labellen = c->label.set ? c->label.len : 0;
-    a.data = c->data.b;
-    a.datalen = c->data.set ? c->data.len : 0;
-    a.out = out;
-    a.outlen = outlen;
-    return ksp_gate(c->pc, KS_OP_KDF, &a, "TLS13-KDF") == 0;
+    return kdf_cross(c, KS_KDF_TLS13, c->mode, cls, out, outlen);
+}
+
+/* A marked HKDF derivation: one crossing.  T makes the output a SECRET
+ * token whenever an input is a token; only raw inputs can give clear. */
+static int
+hkdf_derive_marked(struct kdf_ctx *c, unsigned char *out, size_t outlen)
+{
+    uint32_t cls = out_class(c->out);
+    int mode = c->mode == -1 ? KS_KDF_EXTRACT_AND_EXPAND : c->mode;
+
+    if (cls != KS_OUT_SECRET && cls != KS_OUT_CLEAR) {
+        KSP_ERR(c->pc, KSP_R_BAD_MARKER, "mpktls-out \"%s\" on HKDF", c->out);
+        return 0;
+    }
+    if (c->md == 0 || mode < KS_KDF_EXTRACT_AND_EXPAND
+        || mode > KS_KDF_EXPAND_ONLY)
+    {
+        KSP_ERR(c->pc, KSP_R_NOT_SUPPORTED, "digest or mode");
+        return 0;
+    }
+    if (c->key.big || c->salt.big || c->label.big) {
+        KSP_ERR(c->pc, KSP_R_BAD_PARAM, "input too long for the keystore");
+        return 0;
+    }
+    return kdf_cross(c, KS_KDF_HKDF, mode, cls, out, outlen);
 }
 
 /* A marked TLS1-PRF derivation: one crossing. */
@@ -509,8 +605,14 @@ kdf_derive(void *vctx, unsigned char *out, size_t outlen,
         return 0;
     }
     if (c->out[0] != '\0') {
-        return c->kind->prf ? prf_derive_marked(c, out, outlen)
-                            : tls13_derive_marked(c, out, outlen);
+        switch (c->kind->kdf) {
+        case KS_KDF_TLS1_PRF:
+            return prf_derive_marked(c, out, outlen);
+        case KS_KDF_HKDF:
+            return hkdf_derive_marked(c, out, outlen);
+        default:
+            return tls13_derive_marked(c, out, outlen);
+        }
     }
     if (c->key_token == 1 || c->salt_token == 1) {
         /* a token input but no output class: nothing sensible to do */
@@ -542,6 +644,54 @@ kdf_get_ctx_params(void *vctx, OSSL_PARAM params[])
            && c->fns.get_ctx_params(c->inner, params);
 }
 
+/* The markers a kind takes, as settable parameters (types as passed) */
+static const OSSL_PARAM marker_params[] = {
+    { KSP_MARK_OUT, OSSL_PARAM_UTF8_STRING, NULL, 0, 0 },
+    { KSP_MARK_KEY_TOKEN, OSSL_PARAM_INTEGER, NULL, sizeof(int), 0 },
+    { KSP_MARK_SALT_TOKEN, OSSL_PARAM_INTEGER, NULL, sizeof(int), 0 },
+    { KSP_MARK_KB_MAC, OSSL_PARAM_UNSIGNED_INTEGER, NULL, sizeof(size_t), 0 },
+    { KSP_MARK_KB_KEY, OSSL_PARAM_UNSIGNED_INTEGER, NULL, sizeof(size_t), 0 },
+    { KSP_MARK_KB_IV, OSSL_PARAM_UNSIGNED_INTEGER, NULL, sizeof(size_t), 0 },
+};
+
+static int
+kind_takes(const struct kdf_kind *kind, const char *marker)
+{
+    if (strcmp(marker, KSP_MARK_SALT_TOKEN) == 0) {
+        return !kind->prf;
+    }
+    return kind->prf || strncmp(marker, "mpktls-kb-", 10) != 0;
+}
+
+/*
+ * The default's settable parameters followed by our markers, made once
+ * (the default's list is static); the default's alone if it is too long.
+ */
+static const OSSL_PARAM *
+kind_settable(struct kdf_kind *kind, const OSSL_PARAM *deflt)
+{
+    size_t n = 0, i;
+
+    if (deflt == NULL || kind->settable_of == deflt) {
+        return deflt == NULL ? NULL : kind->settable;
+    }
+    while (deflt[n].key != NULL) {
+        n++;
+    }
+    if (n + sizeof(marker_params) / sizeof(marker_params[0]) >= SETTABLE_MAX) {
+        return deflt;
+    }
+    memcpy(kind->settable, deflt, n * sizeof(*deflt));
+    for (i = 0; i < sizeof(marker_params) / sizeof(marker_params[0]); i++) {
+        if (kind_takes(kind, marker_params[i].key)) {
+            kind->settable[n++] = marker_params[i];
+        }
+    }
+    kind->settable[n] = (OSSL_PARAM) { NULL, 0, NULL, 0, 0 };
+    kind->settable_of = deflt;
+    return kind->settable;
+}
+
 static const OSSL_PARAM *
 kind_settable_ctx_params(void *vctx, void *provctx, struct kdf_kind *kind)
 {
@@ -551,7 +701,9 @@ kind_settable_ctx_params(void *vctx, void *provctx, struct kdf_kind *kind)
         ksp_dispatch_fn(d, OSSL_FUNC_KDF_SETTABLE_CTX_PARAMS);
     struct kdf_ctx *c = vctx;
 
-    return fn == NULL ? NULL : fn(c != NULL ? c->inner : NULL, pc->deflt.provctx);
+    return fn == NULL ? NULL
+           : kind_settable(kind, fn(c != NULL ? c->inner : NULL,
+                                    pc->deflt.provctx));
 }
 
 static const OSSL_PARAM *
@@ -589,11 +741,14 @@ static const OSSL_DISPATCH tag##_kdf_functions[] = {                        \
 };
 
 KDF_FNS(tls13, kind_tls13)
+KDF_FNS(hkdf, kind_hkdf)
 KDF_FNS(prf, kind_prf)
 
 const OSSL_ALGORITHM ksp_kdfs[] = {
     { "TLS13-KDF", KSP_PROPS, tls13_kdf_functions,
       "TLS 1.3 KDF over sealed tokens (mpk-tls keystore)" },
+    { "HKDF", KSP_PROPS, hkdf_kdf_functions,
+      "HKDF over sealed tokens (mpk-tls keystore)" },
     { "TLS1-PRF", KSP_PROPS, prf_kdf_functions,
       "TLS 1.2 PRF over sealed tokens, key blocks (mpk-tls keystore)" },
     { NULL, NULL, NULL, NULL }

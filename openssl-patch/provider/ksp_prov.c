@@ -23,10 +23,14 @@
 
 #define KSP_VERSION "0.1"
 
+/* The provider's openssl.cnf parameter naming the sealing key file */
+#define KSP_CONF_SEAL_KEY_FILE "seal_key_file"
+
 /* The core's functions; the same for every instance (the core has one set) */
 static OSSL_FUNC_core_new_error_fn                 *c_new_error;
 static OSSL_FUNC_core_set_error_debug_fn           *c_set_error_debug;
 static OSSL_FUNC_core_vset_error_fn                *c_vset_error;
+static OSSL_FUNC_core_get_params_fn                *c_get_params;
 static OSSL_FUNC_provider_register_child_cb_fn     *c_register_child_cb;
 static OSSL_FUNC_provider_deregister_child_cb_fn   *c_deregister_child_cb;
 static OSSL_FUNC_provider_name_fn                  *c_provider_name;
@@ -307,6 +311,30 @@ keystore_ready(char *err, size_t errlen)
     return ks_init(NULL, err, errlen) == 0;
 }
 
+/*
+ * The sealing key file named in the provider's openssl.cnf section
+ * (seal_key_file = /path), read by T itself (ks_seal_key_load_file): so
+ * that processes, and restarts, with the same file make the same tokens.
+ * 1 if none is named or it was loaded; 0 with the reason in err, and the
+ * provider does not start (fail closed: tokens under a random key would
+ * not resume anywhere else, silently).  The key is the process's: the
+ * last activation that names a file sets it.
+ */
+static int
+seal_key_from_conf(const OSSL_CORE_HANDLE *handle, char *err, size_t errlen)
+{
+    const char *path = NULL;
+    OSSL_PARAM p[] = {
+        { KSP_CONF_SEAL_KEY_FILE, OSSL_PARAM_UTF8_PTR, &path, 0, 0 },
+        { NULL, 0, NULL, 0, 0 }
+    };
+
+    if (c_get_params == NULL || !c_get_params(handle, p) || path == NULL) {
+        return 1;
+    }
+    return ks_seal_key_load_file(path, err, errlen) == 0;
+}
+
 int
 ks_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     const OSSL_DISPATCH **out, void **provctx)
@@ -324,6 +352,9 @@ ks_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
             break;
         case OSSL_FUNC_CORE_VSET_ERROR:
             c_vset_error = OSSL_FUNC_core_vset_error(in);
+            break;
+        case OSSL_FUNC_CORE_GET_PARAMS:
+            c_get_params = OSSL_FUNC_core_get_params(in);
             break;
         case OSSL_FUNC_PROVIDER_REGISTER_CHILD_CB:
             c_register_child_cb = OSSL_FUNC_provider_register_child_cb(in);
@@ -356,6 +387,11 @@ ks_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     pc->handle = handle;
     if (!keystore_ready(err, sizeof(err))) {
         KSP_ERR(pc, KSP_R_REFUSED, "ks_init: %s", err);
+        free(pc);
+        return 0;
+    }
+    if (!seal_key_from_conf(handle, err, sizeof(err))) {
+        KSP_ERR(pc, KSP_R_REFUSED, "%s: %s", KSP_CONF_SEAL_KEY_FILE, err);
         free(pc);
         return 0;
     }

@@ -9,15 +9,20 @@ s_client, curl and gnutls-cli; and the key-exposure test, the core claim.
 - test_key_update: KeyUpdate in both directions, with data after each.
 - test_hello_retry_request: the client's key share is for a group the
   server does not take.
+- test_seal_key_file_*: the sealing key from openssl.cnf (seal_key_file
+  in the provider's section): processes with the same file make the same
+  tokens; a bad file keeps the provider from starting.
 - test_exposure_*: after real traffic (every suite and group, resumption,
   KeyUpdate, several clients) and with one connection still open, the
   server is stopped and its memory read from outside (/proc/PID/mem),
   skipping only the keystore's mappings (ProtectionKey != 0).  Every secret
   the clients logged, the record and Finished keys derived from them and
   the server's private key are searched for.  With the provider: no
-  session secret and no derived key; the same s_server without the
-  provider (the control) shows them, and the public IVs derived from the
-  same secrets are found in both, so the scanner and the derivation work.
+  session secret, no derived key and no private key (s_server loads it
+  as keystore:/path, so T reads the file); the same s_server without the
+  provider (the control, which reads the key file itself) shows them,
+  and the public IVs derived from the same secrets are found in both, so
+  the scanner and the derivation work.
 
 The cases come from tests/lib/provider_matrix.py.  MPK is needed: on a CPU
 without pku, test_provider_interop_guest.py runs this file in the QEMU
@@ -27,6 +32,7 @@ guest (one boot) and reports each case.
 import itertools
 import os
 import re
+import subprocess
 import time
 import traceback
 
@@ -332,6 +338,94 @@ def test_hello_retry_request(servers, cert, work, client, offer, group):
     assert_sealed(srv.keylog, keylog)
 
 
+# ---- the sealing key from openssl.cnf ----------------------------------------
+
+# libssl's early-secret extract (TLS13-KDF, prefix "tls13 ", label
+# "derived"); marked, T seals the output with the sealing key
+EXTRACT = ["kdf", "-keylen", "32", "-kdfopt", "digest:SHA2-256", "-kdfopt",
+           "mode:EXTRACT_ONLY", "-kdfopt", "hexprefix:746c73313320",
+           "-kdfopt", "label:derived"]
+MARKED = ["-kdfopt", "mpktls-out:secret", "-kdfopt", "mpktls-key-token:0"]
+
+
+def extract(cnf, secret, marked=True):
+    """The extract of secret by `openssl kdf`, a process of its own, with
+    the configuration cnf: its 32 bytes (marked: a token), or None if the
+    command failed."""
+    r = subprocess.run(
+        [mpktls.OPENSSL] + EXTRACT + ["-kdfopt", "hexkey:" + secret.hex()]
+        + (MARKED if marked else []) + ["TLS13-KDF"],
+        env=sserver.server_env(True, cnf), capture_output=True, text=True,
+        timeout=120)
+    if r.returncode != 0:
+        return None
+    return bytes.fromhex(r.stdout.strip().replace(":", ""))
+
+
+def write_key(path, data, mode=0o600):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.write(fd, data)
+    os.close(fd)
+    os.chmod(path, mode)
+    return path
+
+
+def test_seal_key_file_shared(work):
+    """Processes whose openssl.cnf names the same seal_key_file make the
+    same token of a secret (so what one sealed, such as the session in a
+    ticket, another one can use); another file gives another token, and
+    without a file each process has a random key.  All differ from the
+    raw value (control: the default provider's extract)."""
+    d = os.path.join(work, "seal")
+    os.makedirs(d, exist_ok=True)
+    cnf1 = sserver.seal_key_cnf(write_key(os.path.join(d, "raw.key"),
+                                          os.urandom(32)),
+                                os.path.join(d, "raw.cnf"))
+    cnf2 = sserver.seal_key_cnf(
+        write_key(os.path.join(d, "hex.key"),
+                  (os.urandom(32).hex() + "\n").encode()),
+        os.path.join(d, "hex.cnf"))
+    secret = os.urandom(32)
+    raw = extract(sserver.PLAIN_CNF, secret, marked=False)
+    a, b, c = extract(cnf1, secret), extract(cnf1, secret), \
+        extract(cnf2, secret)
+    r1, r2 = extract(None, secret), extract(None, secret)
+    print("raw %s\nfile 1: %s, %s\nfile 2: %s\nno file: %s, %s"
+          % (raw.hex(), a.hex(), b.hex(), c.hex(), r1.hex(), r2.hex()))
+    assert len(raw) == 32
+    assert a == b                       # the same file: the same token
+    assert len({raw, a, c, r1, r2}) == 5
+
+
+def test_seal_key_file_refused(work):
+    """A seal_key_file that is missing, readable by others or too short
+    keeps the provider from starting: fail closed.  (OpenSSL then runs
+    with the default provider alone, which `openssl list -providers`
+    shows, and a marked call is refused.)  Control: a good file."""
+    d = os.path.join(work, "seal-bad")
+    os.makedirs(d, exist_ok=True)
+    bad = {
+        "missing": os.path.join(d, "missing.key"),
+        "mode 0644": write_key(os.path.join(d, "open.key"), os.urandom(32),
+                               0o644),
+        "short": write_key(os.path.join(d, "short.key"), os.urandom(31)),
+    }
+    secret = os.urandom(32)
+    for why, key in sorted(bad.items()) + [("good", None)]:
+        key = key or write_key(os.path.join(d, "good.key"), os.urandom(32))
+        cnf = sserver.seal_key_cnf(key, os.path.join(d, why + ".cnf"))
+        active = sserver.active_providers(True, cnf)
+        token = extract(cnf, secret)
+        print("%s: active %s, marked extract %s" % (why, active,
+                                                     token and token.hex()))
+        if why == "good":
+            assert active == ["default", "keystore"]
+            assert token is not None
+        else:
+            assert active == ["default"], why
+            assert token is None, why
+
+
 # ---- key exposure ----------------------------------------------------------
 
 def supported_versions():
@@ -435,7 +529,10 @@ def run_exposure(provider, cert, d):
     items += [keyscan.Item(keyscan.PRIVATE_KEY, "server", "big-endian",
                            scalar),
               keyscan.Item(keyscan.PRIVATE_KEY, "server",
-                           "little-endian (BIGNUM)", scalar[::-1])]
+                           "little-endian (BIGNUM)", scalar[::-1]),
+              keyscan.Item(keyscan.PRIVATE_KEY, "server",
+                           "the PEM file's first line",
+                           keyscan.pem_first_line(cert[1]))]
     hits = keyscan.count_hits(mem.data, items)
     live_items = [i for i in items if i.conn == live_random]
     t_hits = (keyscan.count_hits(mem.t_data, live_items, raw_only=True)
@@ -528,13 +625,15 @@ def test_exposure_public_ivs(exposure, mode):
 
 @pytest.mark.parametrize("mode", pm.exposure_params())
 def test_exposure_server_private_key(exposure, mode):
+    """The server's P-256 private key (its scalar, either byte order, as
+    hex, and the key file's text): nowhere in U with the provider, where
+    s_server loads it as keystore:/path (T reads the file); the control,
+    which reads the file itself, holds it."""
     e = exposure(mode)
     found = sum(n for item, _, n in e["hits"]
                 if item.kind == keyscan.PRIVATE_KEY)
+    print(report(e))
     if mode == "control":
         assert found > 0, report(e)
-    elif found:
-        pytest.xfail("s_server reads its key file in U here; loading it "
-                     "through the provider's keystore: store is not wired "
-                     "into this test yet: the P-256 private key is in U "
-                     "(%d hits)" % found)
+    else:
+        assert found == 0, report(e)

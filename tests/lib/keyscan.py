@@ -162,6 +162,15 @@ def session_master_key(openssl, sess_file, env=None):
     return binascii.unhexlify(m.group(1)) if m else None
 
 
+def pem_first_line(key_file):
+    """The first base64 line of a PEM file's body: it holds the start of
+    a PKCS#8 EC key's scalar, so it is in a process only where the file's
+    text was read."""
+    with open(key_file, "rb") as f:
+        lines = [l.strip() for l in f if l.strip()]
+    return next(l for l in lines if not l.startswith(b"-----"))
+
+
 def ec_private_scalar(openssl, key_file, env=None):
     """The private scalar of an EC key file, as the big-endian bytes of the
     curve's size (32 for P-256)."""

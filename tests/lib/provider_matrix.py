@@ -106,6 +106,8 @@ TESTS = {
     "test_resumption": resumption_params,
     "test_key_update": key_update_params,
     "test_hello_retry_request": hrr_params,
+    "test_seal_key_file_shared": None,
+    "test_seal_key_file_refused": None,
     "test_exposure_session_secrets": exposure_params,
     "test_exposure_public_ivs": exposure_params,
     "test_exposure_server_private_key": exposure_params,

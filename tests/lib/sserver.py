@@ -9,6 +9,12 @@ configuration file as non-fatal, start() checks that the keystore is
 really there: a provider server must have mappings with a protection key
 (the keystore's T), a control server none.
 
+A provider server loads its private key through the provider's OSSL_STORE
+loader (`-key keystore:/path/key.pem`: s_server's load_key() opens any
+URI with OSSL_STORE_open_ex), so T reads and decodes the file itself and
+the key never exists in s_server's own memory; the control loads the
+file in U, as usual.
+
 Clients get client_env(): the default provider only, never the keystore.
 """
 
@@ -39,14 +45,32 @@ def _base_env():
     return env
 
 
-def server_env(provider):
+def server_env(provider, cnf=None):
+    """The environment of a server; cnf: another configuration file (one
+    of seal_key_cnf()'s) in place of the provider's or the control's."""
     env = _base_env()
     if provider:
         env["OPENSSL_CONF"] = KEYSTORE_CNF
         env["OPENSSL_MODULES"] = MODULES_DIR
     else:
         env["OPENSSL_CONF"] = PLAIN_CNF
+    if cnf is not None:
+        env["OPENSSL_CONF"] = cnf
     return env
+
+
+def seal_key_cnf(key_file, path):
+    """Writes to path the provider's configuration with `seal_key_file =
+    key_file` in the keystore's section (the sealing key T reads at the
+    provider's start); returns path."""
+    with open(KEYSTORE_CNF) as f:
+        text = f.read()
+    section = "[mpktls_keystore]\n"
+    assert section in text
+    with open(path, "w") as f:
+        f.write(text.replace(section, section + "seal_key_file = %s\n"
+                             % key_file))
+    return path
 
 
 def client_env(**extra):
@@ -56,11 +80,11 @@ def client_env(**extra):
     return env
 
 
-def active_providers(provider):
+def active_providers(provider, cnf=None):
     """Names of the active providers `openssl list -providers` reports in
     the server's environment."""
     out = subprocess.run([mpktls.OPENSSL, "list", "-providers"],
-                         env=server_env(provider), capture_output=True,
+                         env=server_env(provider, cnf), capture_output=True,
                          text=True, timeout=120).stdout
     names, current = [], None
     for line in out.splitlines():
@@ -80,12 +104,14 @@ class SServer:
 
     version: the only protocol version served ("TLSv1.3", "TLSv1.2"; None
     for OpenSSL's default range).  args: more s_server options
-    (-ciphersuites, -groups, -msg, ...)."""
+    (-ciphersuites, -groups, -msg, ...).  key_in_t: load the key through
+    the keystore: store (default: with the provider)."""
 
     def __init__(self, cert, key, provider=True, args=(), www=True,
-                 keylog=None, version="TLSv1.3"):
+                 keylog=None, version="TLSv1.3", key_in_t=None):
         self.cert, self.key = cert, key
         self.provider = provider
+        self.key_in_t = provider if key_in_t is None else key_in_t
         self.args = list(args)
         self.www = www
         self.keylog = keylog
@@ -99,9 +125,10 @@ class SServer:
     def argv(self):
         # stdbuf: s_server's own messages (-msg, ACCEPT) go through stdio,
         # which a pipe would buffer; the client's data is written directly
+        key = ("keystore:" + os.path.abspath(self.key) if self.key_in_t
+               else self.key)
         a = ["stdbuf", "-oL", mpktls.OPENSSL, "s_server", "-accept",
-             "127.0.0.1:%d" % self.port, "-cert", self.cert,
-             "-key", self.key]
+             "127.0.0.1:%d" % self.port, "-cert", self.cert, "-key", key]
         if self.version:
             a.append(VERSION_FLAGS[self.version])
         if self.www:

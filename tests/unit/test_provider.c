@@ -76,7 +76,7 @@
 
 #include "../../keystore/keystore.h"
 #include "../../keystore/ks_ops.h"
-#include "../../openssl-patch/provider/ks_provider.h"
+#include "test_provider.h"
 
 #if OPENSSL_VERSION_MAJOR != 3 || OPENSSL_VERSION_MINOR != 5
 #error "test_provider needs the pinned OpenSSL 3.5 (patched libssl)"
@@ -152,18 +152,6 @@ ops_since(const struct opsnap *o, uint64_t *total, char buf[256])
             break;
     }
     return buf;
-}
-
-/* Crossings so far, not counting this query's own crossing. */
-static uint64_t
-crossings(void)
-{
-    static uint64_t queries;
-    struct ks_stats st;
-
-    assert_int_equal(ks_stats(&st), 0);
-    queries++;
-    return st.gate_crossings - queries;
 }
 
 /* ---- keylog: what each side's libssl holds ------------------------------ */
@@ -747,7 +735,7 @@ fetches(void **state)
     EVP_KEM *kem = EVP_KEM_fetch(NULL, "X25519MLKEM768", NULL);
     EVP_CIPHER *cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
     struct ks_stats st;
-    static const char *const kdfs[] = { "TLS1-PRF" };
+    static const char *const kdfs[] = { "TLS1-PRF", "HKDF" };
     static const char *const keymgmts[] = { "X448", "EC" };
     static const char *const exchs[] = { "X448", "ECDH" };
     size_t i;
@@ -784,12 +772,9 @@ fetches(void **state)
     assert_string_equal(prov_of(EVP_CIPHER_get0_provider(cbc)), "default");
     {
         EVP_KEYMGMT *f = EVP_KEYMGMT_fetch(NULL, "SecP256r1MLKEM768", NULL);
-        EVP_KDF *h = EVP_KDF_fetch(NULL, "HKDF", NULL);
 
         assert_string_equal(prov_of(EVP_KEYMGMT_get0_provider(f)), "default");
-        assert_string_equal(prov_of(EVP_KDF_get0_provider(h)), "default");
         EVP_KEYMGMT_free(f);
-        EVP_KDF_free(h);
     }
     /* the cipher constants are the default's */
     assert_int_equal(EVP_CIPHER_get_key_length(c1), 16);
@@ -2224,19 +2209,13 @@ seal_key_file(void **state)
 static int
 setup(void)
 {
-    /* the default provider first: the keystore provider forwards to it */
-    default_prov = OSSL_PROVIDER_load(NULL, "default");
-    if (default_prov == NULL
-        || !OSSL_PROVIDER_add_builtin(NULL, KS_PROVIDER_NAME, ks_provider_init)
-        || (ks_prov = OSSL_PROVIDER_load(NULL, KS_PROVIDER_NAME)) == NULL
-        || !EVP_set_default_properties(NULL, "?provider=" KS_PROVIDER_NAME))
+    /* primed before anything signs with the default's EC key:
+     * ks_provider.h */
+    if (!provider_setup(&default_prov, &ks_prov))
         return 0;
     client_lib = OSSL_LIB_CTX_new();
     if (client_lib == NULL
         || (client_default = OSSL_PROVIDER_load(client_lib, "default")) == NULL)
-        return 0;
-    /* before anything signs with the default's EC key: ks_provider.h */
-    if (!ks_provider_prime(NULL, NULL))
         return 0;
     /* the certificates' keys: the default provider's (see make_cert) */
     cert_key = EVP_PKEY_Q_keygen(NULL, "provider=default", "EC", "P-256");
