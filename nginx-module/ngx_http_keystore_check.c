@@ -128,6 +128,16 @@ ngx_http_keystore_check_keys(ngx_conf_t *cf, ngx_http_ssl_srv_conf_t *sscf,
         return NGX_CONF_OK;
     }
 
+    if (sscf->passwords) {
+        return ngx_http_keystore_refuse(cf, kscf,
+                   "the keystore reads private keys without a passphrase, "
+                   "and \"ssl_password_file\" would put one in NGINX's "
+                   "memory", NULL,
+                   "store the key unencrypted, readable by root only "
+                   "(openssl pkey -in enc.key -out key.pem; chmod 600 "
+                   "key.pem), and remove \"ssl_password_file\"");
+    }
+
     n = sizeof(NGX_HTTP_KEYSTORE_SCHEME) - 1;
     key = sscf->certificate_keys->elts;
 

@@ -42,6 +42,8 @@ static char *ngx_http_keystore(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_keystore_seal_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_keystore_seal_key_check(ngx_log_t *log,
+    ngx_http_keystore_main_conf_t *kmcf);
 static ngx_int_t ngx_http_keystore_default_properties(void);
 static const char *ngx_http_keystore_ctx_propq(ngx_ssl_t *ssl, void *data);
 static ngx_int_t ngx_http_keystore_init_module(ngx_cycle_t *cycle);
@@ -134,9 +136,7 @@ static ngx_int_t
 ngx_http_keystore_postconfiguration(ngx_conf_t *cf)
 {
     char                           *rv;
-    ngx_str_t                       name;
     ngx_http_keystore_main_conf_t  *kmcf;
-    char                            err[512];
 
     ngx_http_keystore_cf = NULL;
 
@@ -155,27 +155,89 @@ ngx_http_keystore_postconfiguration(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    /*
-     * T reads the file itself: the sealing key never is in NGINX's memory.
-     * In the master (and under "nginx -t"), so that workers inherit it.
-     */
-
-    name = kmcf->seal_key;
-
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+    if (ngx_conf_full_name(cf->cycle, &kmcf->seal_key, 1) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (ks_seal_key_load_file((char *) name.data, err, sizeof(err)) != 0) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"keystore_seal_key\" cannot be used: %s "
-                      "(a regular file of 32 bytes or 64 hex digits, "
-                      "not readable by group or others) in %s:%ui",
-                      err, kmcf->seal_key_file, kmcf->seal_key_line);
+    /*
+     * Only checked here: the configuration may still fail after the http
+     * block, and then the running one, its sealing key included, must stay
+     * in force.  init_module, after the new cycle is committed, loads it.
+     */
+
+    if (ngx_http_keystore_seal_key_check(cf->log, kmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Whether T accepts the file, without replacing this process's sealing key:
+ * a child process loads it into its own copy of the keystore.  (In the
+ * master all signals are blocked while it reconfigures, so no SIGCHLD
+ * handler reaps the child first.)
+ */
+
+static ngx_int_t
+ngx_http_keystore_seal_key_check(ngx_log_t *log,
+    ngx_http_keystore_main_conf_t *kmcf)
+{
+    int        fd[2], status;
+    char       err[512];
+    pid_t      pid;
+    ssize_t    n;
+
+    if (pipe(fd) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno, "pipe() failed");
+        return NGX_ERROR;
+    }
+
+    pid = fork();
+
+    if (pid == -1) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno, "fork() failed");
+        (void) close(fd[0]);
+        (void) close(fd[1]);
+        return NGX_ERROR;
+    }
+
+    if (pid == 0) {
+        (void) close(fd[0]);
+        n = ks_seal_key_load_file((char *) kmcf->seal_key.data, err,
+                                  sizeof(err));
+        if (n != 0) {
+            (void) write(fd[1], err, ngx_strlen(err));
+        }
+        _exit(n == 0 ? 0 : 1);
+    }
+
+    (void) close(fd[1]);
+
+    n = read(fd[0], err, sizeof(err) - 1);
+    err[n > 0 ? n : 0] = '\0';
+    (void) close(fd[0]);
+
+    while (waitpid(pid, &status, 0) == -1) {
+        if (ngx_errno != NGX_EINTR) {
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno, "waitpid() failed");
+            return NGX_ERROR;
+        }
+    }
+
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0,
+                  "\"keystore_seal_key\" cannot be used: %s "
+                  "(a regular file of 32 bytes or 64 hex digits, "
+                  "not readable by group or others) in %s:%ui",
+                  err[0] ? err : "the check failed",
+                  kmcf->seal_key_file, kmcf->seal_key_line);
+
+    return NGX_ERROR;
 }
 
 
@@ -434,6 +496,7 @@ ngx_http_keystore_ctx_propq(ngx_ssl_t *ssl, void *data)
 static ngx_int_t
 ngx_http_keystore_init_module(ngx_cycle_t *cycle)
 {
+    char                            err[512];
     struct ks_stats                 st;
     ngx_core_conf_t                *ccf;
     ngx_http_keystore_main_conf_t  *kmcf;
@@ -453,6 +516,22 @@ ngx_http_keystore_init_module(ngx_cycle_t *cycle)
     if (ngx_http_keystore_check_user(cycle) != NGX_OK
         || ngx_http_keystore_check_pcre_jit(cycle) != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    /*
+     * The new cycle is committed: its sealing key replaces the running
+     * one in the master, and workers started from now on inherit it.  T
+     * reads the file itself; the key is never in NGINX's memory.
+     */
+
+    if (kmcf->seal_key.len && !ngx_test_config
+        && ngx_process != NGX_PROCESS_SIGNALLER
+        && ks_seal_key_load_file((char *) kmcf->seal_key.data, err,
+                                 sizeof(err)) != 0)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"keystore_seal_key\" cannot be loaded: %s", err);
         return NGX_ERROR;
     }
 
