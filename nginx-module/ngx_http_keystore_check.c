@@ -41,6 +41,8 @@ static char *ngx_http_keystore_check_keys(ngx_conf_t *cf,
     ngx_http_ssl_srv_conf_t *sscf, ngx_http_keystore_srv_conf_t *kscf);
 static char *ngx_http_keystore_check_ciphers(ngx_conf_t *cf,
     ngx_http_ssl_srv_conf_t *sscf, ngx_http_keystore_srv_conf_t *kscf);
+static char *ngx_http_keystore_check_group_list(ngx_conf_t *cf,
+    ngx_http_keystore_srv_conf_t *kscf, ngx_str_t *list, const char *what);
 static char *ngx_http_keystore_check_groups(ngx_conf_t *cf,
     ngx_http_ssl_srv_conf_t *sscf, ngx_http_keystore_srv_conf_t *kscf);
 static ngx_uint_t ngx_http_keystore_has_command(ngx_http_ssl_srv_conf_t *sscf,
@@ -126,16 +128,6 @@ ngx_http_keystore_check_keys(ngx_conf_t *cf, ngx_http_ssl_srv_conf_t *sscf,
 
     if (sscf->certificate_keys == NULL) {
         return NGX_CONF_OK;
-    }
-
-    if (sscf->passwords) {
-        return ngx_http_keystore_refuse(cf, kscf,
-                   "the keystore reads private keys without a passphrase, "
-                   "and \"ssl_password_file\" would put one in NGINX's "
-                   "memory", NULL,
-                   "store the key unencrypted, readable by root only "
-                   "(openssl pkey -in enc.key -out key.pem; chmod 600 "
-                   "key.pem), and remove \"ssl_password_file\"");
     }
 
     n = sizeof(NGX_HTTP_KEYSTORE_SCHEME) - 1;
@@ -256,74 +248,120 @@ ngx_http_keystore_group_covered(const char *name)
 }
 
 
+/*
+ * The groups named in a list ("X25519:P-256", OpenSSL 3.5's "?*X25519 /
+ * ?secp256r1", "-ffdhe2048" removes one), each checked by name: the
+ * configured strings, since an SSL_CTX tells no group list back.
+ */
+
+static char *
+ngx_http_keystore_check_group_list(ngx_conf_t *cf,
+    ngx_http_keystore_srv_conf_t *kscf, ngx_str_t *list, const char *what)
+{
+    u_char     *p, *last, *start;
+    ngx_str_t   name;
+    u_char      buf[64];
+
+    p = list->data;
+    last = list->data + list->len;
+
+    while (p < last) {
+
+        while (p < last && (*p == ':' || *p == '/' || *p == ' ')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ':' && *p != '/' && *p != ' ') {
+            p++;
+        }
+
+        if (p == start) {
+            break;
+        }
+
+        name.data = start;
+        name.len = p - start;
+
+        if (name.data[0] == '-') {
+            continue;           /* removed from the list: never offered */
+        }
+
+        while (name.len && (name.data[0] == '?' || name.data[0] == '*')) {
+            name.data++;
+            name.len--;
+        }
+
+        if (name.len && name.len < sizeof(buf)) {
+            ngx_cpystrn(buf, name.data, name.len + 1);
+
+            if (ngx_http_keystore_group_covered((char *) buf)) {
+                continue;
+            }
+        }
+
+        return ngx_http_keystore_refuse(cf, kscf, what, &name,
+                   "use \"ssl_ecdh_curve X25519MLKEM768:X25519:prime256v1:"
+                   "X448:secp384r1:secp521r1\" or a part of it");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_keystore_check_groups(ngx_conf_t *cf, ngx_http_ssl_srv_conf_t *sscf,
     ngx_http_keystore_srv_conf_t *kscf)
 {
-    int         i, n, *groups;
-    char       *rv;
-    SSL        *ssl;
-    ngx_str_t   name;
+    char          *rv;
+    ngx_uint_t     i, commands;
+    ngx_keyval_t  *kv;
 
-    if (ngx_strcmp(sscf->ecdh_curve.data, "auto") == 0
-        && !ngx_http_keystore_has_command(sscf, "Groups")
-        && !ngx_http_keystore_has_command(sscf, "Curves")
-        && SSL_CTX_set1_groups_list(sscf->ssl.ctx, NGX_HTTP_KEYSTORE_GROUPS)
-           == 0)
-    {
-        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
-                      "SSL_CTX_set1_groups_list(\"%s\") failed",
-                      NGX_HTTP_KEYSTORE_GROUPS);
-        return NGX_CONF_ERROR;
-    }
+    commands = ngx_http_keystore_has_command(sscf, "Groups")
+               || ngx_http_keystore_has_command(sscf, "Curves");
 
-    /* the groups a connection would offer: only an SSL tells them */
+    if (ngx_strcmp(sscf->ecdh_curve.data, "auto") == 0) {
 
-    ssl = SSL_new(sscf->ssl.ctx);
-    if (ssl == NULL) {
-        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "SSL_new() failed");
-        return NGX_CONF_ERROR;
-    }
-
-    rv = NGX_CONF_OK;
-    groups = NULL;
-    n = SSL_get1_groups(ssl, NULL);
-
-    if (n > 0) {
-        groups = ngx_alloc(n * sizeof(int), cf->log);
-        if (groups == NULL) {
-            SSL_free(ssl);
+        if (!commands
+            && SSL_CTX_set1_groups_list(sscf->ssl.ctx,
+                                        NGX_HTTP_KEYSTORE_GROUPS) == 0)
+        {
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                          "SSL_CTX_set1_groups_list(\"%s\") failed",
+                          NGX_HTTP_KEYSTORE_GROUPS);
             return NGX_CONF_ERROR;
         }
 
-        n = SSL_get1_groups(ssl, groups);
+    } else {
+        rv = ngx_http_keystore_check_group_list(cf, kscf, &sscf->ecdh_curve,
+                 "the keystore does not implement the key exchange group");
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
     }
 
-    for (i = 0; i < n; i++) {
-        name.data = (u_char *) SSL_group_to_name(ssl, groups[i]);
+    if (!commands) {
+        return NGX_CONF_OK;
+    }
 
-        if (name.data && ngx_http_keystore_group_covered((char *) name.data)) {
+    kv = sscf->conf_commands->elts;
+
+    for (i = 0; i < sscf->conf_commands->nelts; i++) {
+        if (ngx_strcasecmp(kv[i].key.data, (u_char *) "Groups") != 0
+            && ngx_strcasecmp(kv[i].key.data, (u_char *) "Curves") != 0)
+        {
             continue;
         }
 
-        if (name.data == NULL) {
-            ngx_str_set(&name, "(unnamed)");
-        } else {
-            name.len = ngx_strlen(name.data);
+        rv = ngx_http_keystore_check_group_list(cf, kscf, &kv[i].value,
+                 "the keystore does not implement the key exchange group");
+        if (rv != NGX_CONF_OK) {
+            return rv;
         }
-
-        rv = ngx_http_keystore_refuse(cf, kscf,
-                 "the keystore does not implement the key exchange group",
-                 &name,
-                 "use \"ssl_ecdh_curve X25519MLKEM768:X25519:prime256v1:"
-                 "X448:secp384r1:secp521r1\" or a part of it");
-        break;
     }
 
-    ngx_free(groups);
-    SSL_free(ssl);
-
-    return rv;
+    return NGX_CONF_OK;
 }
 
 

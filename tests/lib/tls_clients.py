@@ -50,6 +50,21 @@ def _run(argv, stdin=GET, env=None):
 
 # ---- Python's ssl ------------------------------------------------------
 
+def read_all(tls):
+    """What an ssl socket receives until the peer closes (close_notify or
+    not)."""
+    data = b""
+    while True:
+        try:
+            chunk = tls.recv(65536)
+        except ssl.SSLZeroReturnError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 class PythonClient:
     """One SSLContext (sessions can be reused only with the same one)."""
 
@@ -65,22 +80,15 @@ class PythonClient:
             self.ctx.set_ciphers(suite)
         self.session = None
 
-    def get(self, port, resume=False):
-        """One GET; the session is kept for a later get(resume=True)."""
+    def get(self, port, resume=False, request=GET):
+        """One GET (or another request); the session is kept for a later
+        get(resume=True)."""
         with socket.create_connection(("127.0.0.1", port), TIMEOUT) as raw:
             with self.ctx.wrap_socket(
                     raw, server_hostname="localhost",
                     session=self.session if resume else None) as tls:
-                tls.sendall(GET.encode())
-                data = b""
-                while True:
-                    try:
-                        chunk = tls.recv(65536)
-                    except ssl.SSLZeroReturnError:
-                        break
-                    if not chunk:
-                        break
-                    data += chunk
+                tls.sendall(request.encode())
+                data = read_all(tls)
                 self.session = tls.session
                 r = Result(0, data.decode(errors="replace"))
                 r.session_reused = tls.session_reused
