@@ -38,16 +38,14 @@ import traceback
 
 import pytest
 
+import guest_suite
 import keyscan
 import mpktls
 import provider_matrix as pm
-import qemu_guest
 import sserver
 import tls_clients as tc
 
-if not qemu_guest.cpu_has_pku():
-    pytest.skip("this CPU has no pku/ospke: test_provider_interop_guest.py "
-                "runs this file in the QEMU guest", allow_module_level=True)
+guest_suite.skip_without_mpk("test_provider_interop_guest.py")
 if not os.path.exists(sserver.MODULE):
     pytest.skip("no provider module %s (make)" % sserver.MODULE,
                 allow_module_level=True)
