@@ -167,7 +167,7 @@ else
 		--out $(abspath $(RUN_DIR))/logs --timeout 86400 -- $(RUN_NGINX)
 endif
 
-test: all $(UNIT_TESTS)
+test: all $(UNIT_TESTS) $(ATTACK_LIB)
 	@$(PYTHON) tests/run_all.py --build $(BUILD) $(UNIT_TESTS) \
 		--mpk $(MPK_UNIT_TESTS)
 

@@ -151,3 +151,24 @@ $(BUILD)/tests/unit/test_lockdown: $(LOCKDOWN_TEST_OBJS) \
 	$(BUILD)/lib/libkeystore-test.so
 $(BUILD)/tests/unit/test_lockdown: UNIT_LDLIBS = -L$(LIB_DIR) \
 	-lkeystore-test -Wl,-rpath,$(LIB_DIR) -lcrypto
+
+# the attack suite (tests/attacks/): a library preloaded into NGINX that
+# runs the attacks above, and those only a whole worker has, inside a real
+# worker; linked against the shipped libkeystore.so (the one NGINX loads).
+# -mno-red-zone: its inline asm calls a gadget below the stack pointer;
+# -z now: once an attack has opened T, a lazy binding would go through
+# ld.so's XRSTOR, whose rewritten check ends the worker before the attack
+# can report (that check is a defense of its own, not the one under test).
+ATTACK_LIB := $(BUILD)/tests/attacks/libmpktls-attack.so
+ATTACK_OBJS := $(addprefix $(BUILD)/obj/tests/attacks/, \
+	attack_preload.o attack_extra.o) \
+	$(addprefix $(BUILD)/obj/tests/attacks/unit/, \
+	lockdown_attacks.o lockdown_attacks2.o)
+$(ATTACK_OBJS): CFLAGS_PROJECT += -DKS_TEST_OPS -mno-red-zone
+$(BUILD)/obj/tests/attacks/unit/%.o: tests/unit/%.c
+	mkdir -p $(@D)
+	$(CC) $(CFLAGS_PROJECT) -MMD -MP -c -o $@ $<
+$(ATTACK_LIB): $(ATTACK_OBJS) $(BUILD)/lib/libkeystore.so
+	mkdir -p $(@D)
+	$(CC) -shared -o $@ $(ATTACK_OBJS) -L$(LIB_DIR) -lkeystore \
+		-Wl,-rpath,$(LIB_DIR) -Wl,-z,now -ldl -lpthread

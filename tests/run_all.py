@@ -4,7 +4,8 @@
     run_all.py --build DIR [--mpk UNIT_TEST...] UNIT_TEST...
 
 Runs each cmocka binary (TAP output), then the pytest integration suite
-(tests/integration), and ends with
+(tests/integration) and the attack suite (tests/attacks, whose table of
+results it prints), and ends with
 
     N passed, N failed, N skipped
 
@@ -125,13 +126,19 @@ def run_pytest(build):
     # NGINX prefixes of earlier runs (tests/lib/mpktls.py work_dir)
     shutil.rmtree(os.path.join(build, "tests", "run"), ignore_errors=True)
     report = os.path.join(build, "tests", "pytest.xml")
+    table = os.path.join(build, "tests", "attack-table.txt")
     os.makedirs(os.path.dirname(report), exist_ok=True)
-    if os.path.exists(report):
-        os.unlink(report)
+    for stale in (report, table):
+        if os.path.exists(stale):
+            os.unlink(stale)
     cmd = ["/usr/bin/python3", "-m", "pytest", "-rs", "-q",
            "-p", "no:cacheprovider", f"--junitxml={report}",
-           os.path.join(HERE, "integration")]
+           os.path.join(HERE, "integration"), os.path.join(HERE, "attacks")]
     proc = subprocess.run(cmd, cwd=os.path.dirname(HERE))
+    if os.path.exists(table):       # tests/attacks: the classes, off and on
+        print("\nattack suite (tests/attacks), inside NGINX workers:")
+        with open(table) as f:
+            print(f.read())
     if not os.path.exists(report):
         print(f"pytest wrote no report (exit {proc.returncode})")
         return 0, 1, 0

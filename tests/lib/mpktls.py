@@ -118,12 +118,14 @@ class Nginx:
     nothing but the one crossing of ks_stats()).  info: "location = /info"
     in the TLS server answers "PROTOCOL CIPHER CURVE REUSED PID".
     listen_options: more parameters of the TLS server's "listen"
-    (" reuseport", " backlog=4096")."""
+    (" reuseport", " backlog=4096").  env: the master's environment (None:
+    this process's)."""
 
     def __init__(self, cert, key, workers=1, main_extra="", http_extra="",
                  server_extra="", name="nginx", keystore=None, certs=(),
-                 status=False, info=False, listen_options=""):
+                 status=False, info=False, listen_options="", env=None):
         self.prefix = work_dir(name)
+        self.env = env
         self.port = free_port()
         self.status_port = free_port() if status else None
         self.keystore = keystore
@@ -174,13 +176,14 @@ class Nginx:
         self.daemon = daemon
         if daemon:
             r = subprocess.run(self.cmd(), capture_output=True, text=True,
-                               timeout=timeout)
+                               timeout=timeout, env=self.env)
             if r.returncode != 0:
                 raise RuntimeError("nginx exited %d: %s%s" % (
                     r.returncode, r.stderr, self.error_log()))
             self._master = self.read_pid(timeout)
         else:
             self.proc = subprocess.Popen(self.cmd("-g", "daemon off;"),
+                                         env=self.env,
                                          stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE, text=True)
             self._master = self.proc.pid
