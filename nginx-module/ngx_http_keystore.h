@@ -58,6 +58,7 @@ typedef struct {
     size_t                         unsafe_sites;
 
     ngx_uint_t                     locked;      /* ks_lockdown() done */
+    uint64_t                       signals;     /* read from the signalfd */
 } ngx_http_keystore_state_t;
 
 

@@ -163,6 +163,8 @@ ngx_http_keystore_signal_read(ngx_event_t *rev)
             return;
         }
 
+        ngx_http_keystore_state.signals++;
+
         if (fi.ssi_signo >= _NSIG) {
             continue;
         }

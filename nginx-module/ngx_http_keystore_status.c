@@ -61,7 +61,8 @@ ngx_http_keystore_status_handler(ngx_http_request_t *r)
     b = ngx_create_temp_buf(r->pool,
                             NGX_HTTP_KEYSTORE_STATUS_LINES
                             * (sizeof("t_heap_peak_bytes: \n") + NGX_OFF_T_LEN)
-                            + sizeof("lockdown: off ()\n") + 128);
+                            + sizeof("lockdown: off ()\n") + 128
+                            + sizeof("signals: \n") + NGX_INT64_LEN);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -100,6 +101,10 @@ ngx_http_keystore_status_handler(ngx_http_request_t *r)
 
         } else {
             b->last = ngx_sprintf(b->last, "lockdown: off (%s)\n", desc);
+        }
+
+        if (ks->locked) {
+            b->last = ngx_sprintf(b->last, "signals: %uL\n", ks->signals);
         }
     }
 

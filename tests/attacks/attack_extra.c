@@ -29,16 +29,6 @@
 
 #define STACK  65536
 
-static uint32_t
-rdpkru(void)
-{
-    uint32_t eax, edx;
-
-    __asm__ volatile (".byte 0x0f, 0x01, 0xee" : "=a" (eax), "=d" (edx)
-                      : "c" (0));
-    return eax;
-}
-
 /* PKRU with T's key open for access (its AD and WD bits clear). */
 static int
 t_open(uint32_t pkru)
@@ -65,7 +55,7 @@ thread_reads_canary(void *arg)
     struct lk_outcome *o = arg;
 
     o->aux[7] = 3;
-    o->aux[2] = rdpkru();
+    o->aux[2] = lk_rdpkru();
     o->success = lk_u_reads_canary(sig.c, o);   /* faults if T is closed */
     return NULL;
 }
@@ -78,7 +68,7 @@ resume_with_t_pkru(void)
 {
     pthread_t t;
 
-    sig.o->aux[1] = rdpkru();
+    sig.o->aux[1] = lk_rdpkru();
     sig.o->aux[7] = 1;
     if (pthread_create(&t, NULL, thread_reads_canary, sig.o) == 0) {
         sig.o->aux[7] = sig.o->aux[7] == 3 ? 4 : 2;
@@ -261,12 +251,12 @@ void
 at_unsafe_site_control(struct lk_outcome *o)
 {
     const unsigned char *heap = (const unsigned char *) at->t_start[0];
-    uint32_t old = rdpkru();
+    uint32_t old = lk_rdpkru();
     unsigned i;
 
     lk_record(o, "jump to the hidden WRPKRU, before inspection", 0);
     gadget(0);
-    o->aux[0] = rdpkru();
+    o->aux[0] = lk_rdpkru();
     for (i = 0; i < 4096 - 32 && heap[i] == 0; i++) {
     }
     o->aux[1] = (long) (uintptr_t) (heap + i);
@@ -282,7 +272,7 @@ at_unsafe_site(const struct lk_ctx *c, struct lk_outcome *o)
 {
     lk_record(o, "jump to the hidden WRPKRU, after inspection", 0);
     gadget(0);
-    o->aux[0] = rdpkru();
+    o->aux[0] = lk_rdpkru();
     o->success = lk_u_reads_canary(c, o);   /* faults if T stayed closed */
 }
 

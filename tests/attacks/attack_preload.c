@@ -19,7 +19,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,28 +114,6 @@ at_start(void)
 
 /* ---- what the attacks know of T ------------------------------------------ */
 
-static int
-find_ks_text(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    uintptr_t f = (uintptr_t) ks_gate_call, s;
-    int i;
-
-    (void) size; (void) arg;
-    for (i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-
-        s = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && f >= s
-            && f < s + ph->p_memsz)
-        {
-            at->ctx.ks_text_start = s;
-            at->ctx.ks_text_end = s + ph->p_memsz;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* Where T is (the public KS_OP_RANGES; smaps says as much) and the
  * canary's place: the T heap's last page, which nothing allocates. */
 static int
@@ -148,7 +125,7 @@ learn_t(void)
     unsigned i;
 
     if (ks_gate_call(KS_OP_RANGES, &a) != 0 || at->nranges == 0
-        || ks_stats(&st) != 0 || dl_iterate_phdr(find_ks_text, NULL) != 1)
+        || ks_stats(&st) != 0 || lk_find_ks_text(&at->ctx) != 0)
     {
         return -1;
     }

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,35 @@ lk_record(struct lk_outcome *o, const char *step, long rc)
     snprintf(o->step, sizeof(o->step), "%s", step);
     o->rc = rc;
     o->err = rc == -1 ? e : 0;
+}
+
+static int
+find_ks_text(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    struct lk_ctx *c = arg;
+    uintptr_t f = (uintptr_t) ks_gate_call, s;
+    int i;
+
+    (void) size;
+    for (i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+        s = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && f >= s
+            && f < s + ph->p_memsz)
+        {
+            c->ks_text_start = s;
+            c->ks_text_end = s + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+lk_find_ks_text(struct lk_ctx *c)
+{
+    return dl_iterate_phdr(find_ks_text, c) == 1 ? 0 : -1;
 }
 
 static int

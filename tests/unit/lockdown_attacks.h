@@ -50,6 +50,13 @@ int lk_t_canary_intact(const struct lk_ctx *c);
  * is open to U).  While T is closed the load faults (SEGV_PKUERR). */
 int lk_u_reads_canary(const struct lk_ctx *c, struct lk_outcome *o);
 
+/* Find libkeystore's code (the PT_LOAD that holds ks_gate_call) and set
+ * c->ks_text_start/end: 0, or -1 if not found. */
+int lk_find_ks_text(struct lk_ctx *c);
+
+/* This thread's PKRU (RDPKRU). */
+uint32_t lk_rdpkru(void);
+
 /* ---- the attacks, by class of pku-attacks.md ---------------------------- */
 
 void lk_proc_mem_read(const struct lk_ctx *, struct lk_outcome *);     /* 1 */

@@ -33,8 +33,8 @@
 
 #define PAGE  4096u
 
-static uint32_t
-rdpkru(void)
+uint32_t
+lk_rdpkru(void)
 {
     uint32_t eax, edx;
 
@@ -53,7 +53,7 @@ static unsigned char          sr_stack[65536] __attribute__((aligned(16)));
 static void __attribute__((noreturn))
 after_sigreturn(void)
 {
-    uint32_t pkru = rdpkru();
+    uint32_t pkru = lk_rdpkru();
 
     sr_out->rc = pkru;
     sr_out->success = lk_u_reads_canary(sr_ctx, sr_out);

@@ -23,7 +23,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
-#include <link.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,28 +131,6 @@ heap_in_use_end(void)
 }
 
 static int
-find_ks_text(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    uintptr_t f = (uintptr_t) ks_gate_call, s;
-    int i;
-
-    (void) size; (void) arg;
-    for (i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-
-        s = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && f >= s
-            && f < s + ph->p_memsz)
-        {
-            ctx.ks_text_start = s;
-            ctx.ks_text_end = s + ph->p_memsz;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int
 setup(void **state)
 {
     if (setup_keystore(state) != 0) {
@@ -163,7 +140,7 @@ setup(void **state)
               PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED
         || getrandom(ctx.canary_bytes, LK_CANARY_LEN, 0) != LK_CANARY_LEN
-        || dl_iterate_phdr(find_ks_text, NULL) != 1)
+        || lk_find_ks_text(&ctx) != 0)
     {
         return -1;
     }
