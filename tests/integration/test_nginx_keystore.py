@@ -1097,7 +1097,8 @@ def test_status_page(ks_nginx):
     assert list(st) == ["pid", "keystore", "pkey", "gate_crossings",
                         "t_heap_bytes", "t_heap_peak_bytes",
                         "inspected_pages", "rewritten_sites", "unsafe_sites",
-                        "lockdown"]
+                        "lockdown", "signals"]
+    assert isinstance(st["signals"], int) and st["signals"] >= 0, st
     assert st["t_heap_peak_bytes"] >= st["t_heap_bytes"] > 0
 
 

@@ -20,11 +20,22 @@ OPENSSL = os.path.join(BUILD, "bin", "openssl")
 SITE = os.path.join(ROOT, "nginx-module", "default", "html")
 
 
+_GIVEN_PORTS = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago, and not given
+    out before by this process: the kernel may hand the same ephemeral
+    port to two binds in a row, and two servers of one configuration on
+    one port become virtual hosts of each other (a TLS 1.3-only cell then
+    answered a TLS 1.2 client with protocol_version)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 KEY_TYPES = {"ec": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
