@@ -28,19 +28,9 @@ PT_LOAD, PF_X = 1, 0x1
 SHT_NOBITS = 8
 
 
-def system_library(name):
-    """The x86-64 library `name` as the dynamic loader finds it."""
-    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
-                         check=True).stdout
-    m = re.search(r"^\s*" + re.escape(name) + r" \([^)]*x86-64[^)]*\) => (\S+)",
-                  out, re.M)
-    assert m, name + " not found by ldconfig"
-    return os.path.realpath(m.group(1))
-
-
-LIBC = system_library("libc.so.6")
-LDSO = system_library("ld-linux-x86-64.so.2")
-LIBCRYPTO = system_library("libcrypto.so.3")
+LIBC = mpktls.system_library("libc.so.6")
+LDSO = mpktls.system_library("ld-linux-x86-64.so.2")
+LIBCRYPTO = mpktls.system_library("libcrypto.so.3")
 NGINX = mpktls.NGINX
 
 

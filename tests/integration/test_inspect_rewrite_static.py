@@ -272,15 +272,6 @@ def test_usage_errors(tmp_path):
     assert r.returncode == 2
 
 
-def system_library(name):
-    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
-                         check=True).stdout
-    m = re.search(r"^\s*" + re.escape(name) + r" \([^)]*x86-64[^)]*\) => (\S+)",
-                  out, re.M)
-    assert m, name + " not found by ldconfig"
-    return os.path.realpath(m.group(1))
-
-
 def test_system_libc_and_ldso(tmp_path):
     """Shared objects: libc's pkey_set WRPKRU and ld.so's two XRSTORs are
     rewritten, the outputs scan clean, and they still load programs."""
@@ -288,8 +279,9 @@ def test_system_libc_and_ldso(tmp_path):
     libdir.mkdir()
     libc = str(libdir / "libc.so.6")
     ldso = str(tmp_path / "ld.so")
-    for src, dst, n in ((system_library("libc.so.6"), libc, 1),
-                        (system_library("ld-linux-x86-64.so.2"), ldso, 2)):
+    system = mpktls.system_library
+    for src, dst, n in ((system("libc.so.6"), libc, 1),
+                        (system("ld-linux-x86-64.so.2"), ldso, 2)):
         r = subprocess.run([INSPECT, "--rewrite", dst, src],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

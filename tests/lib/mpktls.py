@@ -57,6 +57,16 @@ def make_cert(directory, name="server", key_type="ec"):
     return cert, key
 
 
+def system_library(name):
+    """The x86-64 library `name` as the dynamic loader finds it."""
+    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
+                         check=True).stdout
+    m = re.search(r"^\s*" + re.escape(name) + r" \([^)]*x86-64[^)]*\) => (\S+)",
+                  out, re.M)
+    assert m, name + " not found by ldconfig"
+    return os.path.realpath(m.group(1))
+
+
 def work_dir(prefix):
     """A fresh directory under build/tests that unprivileged NGINX workers
     can read (pytest's own tmp_path is private to root)."""

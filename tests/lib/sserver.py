@@ -22,9 +22,9 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 
+import captured
 import keyscan
 import mpktls
 
@@ -118,9 +118,7 @@ class SServer:
         self.version = version
         self.proc = None
         self.port = None
-        self._out = bytearray()
-        self._lock = threading.Lock()
-        self._reader = None
+        self._io = None                     # captured.Captured
 
     def argv(self):
         # stdbuf: s_server's own messages (-msg, ACCEPT) go through stdio,
@@ -140,13 +138,11 @@ class SServer:
     def start(self, timeout=60, attempts=5):
         for _ in range(attempts):
             self.port = mpktls.free_port()
-            self._out = bytearray()
             self.proc = subprocess.Popen(
                 self.argv(), env=server_env(self.provider),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT)
-            self._reader = threading.Thread(target=self._read, daemon=True)
-            self._reader.start()
+            self._io = captured.Captured(self.proc)
             if self.wait_output(b"ACCEPT\n", timeout, need_alive=True):
                 self._check_keystore()
                 return self
@@ -171,42 +167,23 @@ class SServer:
             raise RuntimeError("the control s_server has protection keys %s"
                                % sorted(pkeys))
 
-    def _read(self):
-        while True:
-            chunk = self.proc.stdout.read1(65536)
-            if not chunk:
-                return
-            with self._lock:
-                self._out += chunk
-
     @property
     def pid(self):
         return self.proc.pid
 
     def output(self, since=0):
-        with self._lock:
-            return bytes(self._out[since:]).decode(errors="replace")
+        return self._io.output(since)
 
     def mark(self):
         """An offset into the output, for output(since=...)."""
-        with self._lock:
-            return len(self._out)
+        return self._io.mark()
 
     def wait_output(self, needle, timeout=30, since=0, need_alive=False,
                     count=1):
         """Wait until needle (bytes) shows count times in the output after
         since; False after the timeout (or, with need_alive, the exit)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._out[since:].count(needle) >= count:
-                    return True
-            if need_alive and self.proc.poll() is not None:
-                self._reader.join(5)
-                with self._lock:
-                    return self._out[since:].count(needle) >= count
-            time.sleep(0.02)
-        return False
+        return self._io.wait_output(needle, timeout, since, need_alive,
+                                    count)
 
     def wait_idle(self, timeout=30):
         """Wait until the server has read everything its clients sent (no
@@ -231,8 +208,7 @@ class SServer:
 
     def send(self, text):
         """Write to the server's stdin (interactive mode)."""
-        self.proc.stdin.write(text.encode())
-        self.proc.stdin.flush()
+        self._io.send(text)
 
     def stopped(self):
         """with server.stopped(): SIGSTOP, and SIGCONT at the end."""
@@ -252,8 +228,8 @@ class SServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self._reader is not None:
-            self._reader.join(5)
+        if self._io is not None:
+            self._io.join()
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 f.close()

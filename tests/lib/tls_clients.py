@@ -11,9 +11,8 @@ import re
 import socket
 import ssl
 import subprocess
-import threading
-import time
 
+import captured
 import mpktls
 import sserver
 
@@ -129,53 +128,19 @@ def s_client_get(port, cafile, **kwargs):
                               **kwargs), env=sserver.client_env())
 
 
-class Interactive:
+class Interactive(captured.Captured):
     """A client process that stays connected: what is written to its stdin
     is sent, what it receives is collected (s_client, gnutls-cli)."""
 
     def __init__(self, argv, env):
         # stdbuf: -msg output and the like go through stdio
-        self.proc = subprocess.Popen(["stdbuf", "-oL"] + argv, env=env,
-                                     stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        self._out = bytearray()
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        while True:
-            chunk = self.proc.stdout.read1(65536)
-            if not chunk:
-                return
-            with self._lock:
-                self._out += chunk
-
-    def output(self, since=0):
-        with self._lock:
-            return bytes(self._out[since:]).decode(errors="replace")
-
-    def mark(self):
-        with self._lock:
-            return len(self._out)
+        super().__init__(subprocess.Popen(["stdbuf", "-oL"] + argv, env=env,
+                                          stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT))
 
     def wait_output(self, needle, timeout=60, since=0, count=1):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._out[since:].count(needle) >= count:
-                    return True
-            if self.proc.poll() is not None:
-                self._reader.join(5)
-                with self._lock:
-                    return self._out[since:].count(needle) >= count
-            time.sleep(0.02)
-        return False
-
-    def send(self, text):
-        self.proc.stdin.write(text.encode())
-        self.proc.stdin.flush()
+        return super().wait_output(needle, timeout, since, True, count)
 
     def close(self, timeout=30):
         """Close stdin and wait for the end; returns the returncode."""
@@ -188,7 +153,7 @@ class Interactive:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self._reader.join(5)
+        self.join()
         return self.proc.returncode
 
 

@@ -54,9 +54,6 @@ int lk_u_reads_canary(const struct lk_ctx *c, struct lk_outcome *o);
  * c->ks_text_start/end: 0, or -1 if not found. */
 int lk_find_ks_text(struct lk_ctx *c);
 
-/* This thread's PKRU (RDPKRU). */
-uint32_t lk_rdpkru(void);
-
 /* ---- the attacks, by class of pku-attacks.md ---------------------------- */
 
 void lk_proc_mem_read(const struct lk_ctx *, struct lk_outcome *);     /* 1 */

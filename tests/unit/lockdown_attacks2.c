@@ -7,6 +7,7 @@
 
 #define _GNU_SOURCE
 #include "lockdown_attacks.h"
+#include "pkru.h"
 
 #include <errno.h>
 #include <linux/filter.h>
@@ -33,16 +34,6 @@
 
 #define PAGE  4096u
 
-uint32_t
-lk_rdpkru(void)
-{
-    uint32_t eax, edx;
-
-    __asm__ volatile (".byte 0x0f, 0x01, 0xee" : "=a" (eax), "=d" (edx)
-                      : "c" (0));
-    return eax;
-}
-
 /* ---- 5: a forged signal frame ------------------------------------------------ */
 
 /* where the forged frame resumes: no return address to go back to */
@@ -53,7 +44,7 @@ static unsigned char          sr_stack[65536] __attribute__((aligned(16)));
 static void __attribute__((noreturn))
 after_sigreturn(void)
 {
-    uint32_t pkru = lk_rdpkru();
+    uint32_t pkru = rdpkru();
 
     sr_out->rc = pkru;
     sr_out->success = lk_u_reads_canary(sr_ctx, sr_out);

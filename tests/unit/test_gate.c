@@ -33,6 +33,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/aes.h>
 
+#include "pkru.h"
 #include "ks_test.h"
 
 static int  pkey;                       /* the keystore's, from ks_stats() */
@@ -41,16 +42,6 @@ static const unsigned char test_key[16] = {
     0x2b, 0x7e, 0x15, 0x16, 0x28, 0xae, 0xd2, 0xa6,
     0xab, 0xf7, 0x15, 0x88, 0x09, 0xcf, 0x4f, 0x3c,
 };
-
-static uint32_t
-rdpkru(void)
-{
-    uint32_t eax, edx, ecx = 0;
-
-    __asm__ volatile (".byte 0x0f, 0x01, 0xee" : "=a" (eax), "=d" (edx)
-                      : "c" (ecx));
-    return eax;
-}
 
 /* The keystore and its T ranges (ks_test.h), and its protection key. */
 static int

@@ -51,6 +51,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pkru.h"
 #include "ks_test.h"
 #include "../../inspect/inspect.h"
 
@@ -94,16 +95,6 @@ unxor(uint8_t *dst, const uint8_t *src, size_t n)
     __asm__ volatile ("" : "+r" (k));
     for (size_t i = 0; i < n; i++)
         dst[i] = src[i] ^ k;
-}
-
-static uint32_t
-rdpkru(void)
-{
-    uint32_t eax, edx, ecx = 0;
-
-    __asm__ volatile (".byte 0x0f, 0x01, 0xee" : "=a" (eax), "=d" (edx)
-                      : "c" (ecx));
-    return eax;
 }
 
 /* ---- jumping in --------------------------------------------------------- */

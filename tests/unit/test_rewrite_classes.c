@@ -44,6 +44,7 @@
 
 #include <Zydis/Zydis.h>
 
+#include "pkru.h"
 #include "ks_test.h"
 #include "../../inspect/inspect.h"
 #include "inspect_run_blocks.h"
@@ -83,16 +84,6 @@ struct gadget {
 };
 static struct gadget gadgets[128];
 static size_t ngadgets;
-
-static uint32_t
-rdpkru(void)
-{
-    uint32_t eax, edx, ecx = 0;
-
-    __asm__ volatile (".byte 0x0f, 0x01, 0xee" : "=a" (eax), "=d" (edx)
-                      : "c" (ecx));
-    return eax;
-}
 
 /* ---- the oracle --------------------------------------------------------- */
 
