@@ -32,6 +32,18 @@ ngx_http_keystore_init_worker(ngx_cycle_t *cycle)
     struct inspect_report       report;
     ngx_http_keystore_state_t  *ks = &ngx_http_keystore_state;
 
+    /*
+     * Signals first, before the worker's first gate call: NGINX unblocked
+     * them all at the start of the worker, and a handler that runs while
+     * T does (a SIGALRM of timer_resolution, a SIGUSR1 sent to the new
+     * worker) gets its frame on T's stack but U's PKRU, and the worker
+     * dies of SIGSEGV when the handler returns.
+     */
+
+    if (ngx_http_keystore_signals_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (!ks->ready || ks_stats(&st) != 0) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                       "keystore: not set up in this worker");
@@ -78,9 +90,9 @@ ngx_http_keystore_init_worker(ngx_cycle_t *cycle)
 
 
 /*
- * After inspection, before the first request: signals move to a signalfd
- * (ngx_http_keystore_signals.c), then the keystore seals T and all code,
- * makes the worker non-dumpable and loads the syscall filter
+ * After inspection, before the first request (signals already go to a
+ * signalfd, ngx_http_keystore_signals.c): the keystore seals T and all
+ * code, makes the worker non-dumpable and loads the syscall filter
  * (ks_lockdown(), keystore/ks_lockdown.c).  Only a worker with every piece
  * in force serves.
  */
@@ -91,10 +103,6 @@ ngx_http_keystore_lock_down(ngx_cycle_t *cycle)
     char                        err[256], desc[128];
     unsigned                    pieces;
     ngx_http_keystore_state_t  *ks = &ngx_http_keystore_state;
-
-    if (ngx_http_keystore_signals_init(cycle) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     if (ks_lockdown(KS_LOCKDOWN_SIGNALS, err, sizeof(err)) != 0) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
