@@ -26,6 +26,12 @@ gnutls-cli.
 - test_status_*, test_t_heap_*, test_no_leak: keystore_status; crossings
   grow with traffic and only with traffic to keystore servers; the T heap
   returns to its baseline (100,000 requests on 1,000 connections).
+- test_signals_under_load: 100,000 signals (SIGALRM from timer_resolution
+  1ms, SIGUSR1 to the workers and the master, SIGHUP reloads) while wrk
+  loads the keystore server: no worker crashes, no request fails.  Its
+  control is the build before commit e2387e2 (signals blocked only after
+  inspection): workers there died of SIGSEGV in NGINX's SIGALRM handler
+  on T's stack, and this test failed.
 - test_exposure_*: the key-exposure test against a worker and the master
   after real traffic (TLS 1.3 and 1.2, open connections): no session
   secret, derived key or private key in U with keystore on; the same
@@ -1334,6 +1340,156 @@ def test_no_leak(ks_nginx, cafile):
                     "after 1,000 more requests on 100 connections: %d"
                     % (s1["t_heap_bytes"], s0["t_heap_bytes"],
                        n.status()["t_heap_bytes"]))
+
+
+# ---- signals under load ----------------------------------------------------
+
+SIGNALS = int(os.environ.get("MPKTLS_SIGNALS", "100000"))
+SIGNALS_TIMEOUT = 1200
+
+
+class Wrk:
+    """wrk loading url with 8 connections until stopped; close: a new TLS
+    connection for every request (Connection: close), else keep-alive."""
+
+    def __init__(self, url, close):
+        self.proc = subprocess.Popen(
+            ["wrk", "-t2", "-c8", "-d%ds" % SIGNALS_TIMEOUT,
+             "--timeout", "60s", *(["-H", "Connection: close"] if close
+                                   else []), url],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def stop(self):
+        """(requests, socket errors, non-2xx/3xx responses, report)."""
+        running = self.proc.poll() is None
+        self.proc.send_signal(signal.SIGINT)    # wrk reports when interrupted
+        out = self.proc.communicate(timeout=120)[0]
+        assert running, "wrk ended early:\n" + out
+        m = re.search(r"(\d+) requests in", out)
+        assert m, out
+        e = re.search(r"Socket errors: connect (\d+), read (\d+), "
+                      r"write (\d+), timeout (\d+)", out)
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        return (int(m.group(1)), sum(map(int, e.groups())) if e else 0,
+                int(bad.group(1)) if bad else 0, out)
+
+
+class Signaller:
+    """Sends SIGUSR1 (log reopening) to a server's two workers and its
+    master, and SIGHUP reloads to the master; counts the signals where
+    they arrive: those each worker read from its signalfd (SIGUSR1 and
+    timer_resolution's SIGALRM; a signal sent while one of its kind is
+    pending is merged with it and not counted), as its status page says
+    (a request reaches whichever worker accepts it), and those sent to the
+    master, which is idle in sigsuspend()."""
+
+    def __init__(self, n, pids):
+        self.n, self.pids = n, pids
+        self.retired = 0            # read by workers since reloaded
+        self.to_master = self.usr1 = self.reloads = 0
+        self.t0 = time.monotonic()
+
+    def burst(self, seconds):
+        """SIGUSR1 for seconds: 100 to the workers and 1 to the master
+        every 50 ms."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for i in range(100):
+                try:
+                    os.kill(self.pids[i % 2], signal.SIGUSR1)
+                    self.usr1 += 1
+                except ProcessLookupError:
+                    pass
+            self.n.signal(signal.SIGUSR1)
+            self.to_master += 1
+            time.sleep(0.05)
+
+    def taken(self):
+        """{pid: signals read from its signalfd} of the current workers,
+        each locked down."""
+        got = {}
+        for _ in range(200):
+            st = self.n.status()
+            if st["pid"] in self.pids:
+                assert st["lockdown"] == "on", st
+                got[st["pid"]] = st["signals"]
+            if len(got) == len(self.pids):
+                return got
+        raise AssertionError("no status from %s (got %s)" % (self.pids, got))
+
+    def total(self):
+        taken = self.taken()
+        total = self.retired + sum(taken.values()) + self.to_master
+        print("%.0f s: %d signals (workers %s, %d to the master)"
+              % (time.monotonic() - self.t0, total, taken, self.to_master),
+              flush=True)
+        return total
+
+    def reload(self):
+        self.retired += sum(self.taken().values())
+        self.n.signal(signal.SIGHUP)
+        self.to_master += 1
+        self.reloads += 1
+        self.pids = self.n.wait_workers(2, exclude=self.pids, timeout=START)
+
+
+def test_signals_under_load(ks_nginx):
+    """SIGNALS signals while wrk loads a keystore server (two workers,
+    timer_resolution 1ms: a SIGALRM each millisecond to each; SIGUSR1 to
+    the workers and the master; three SIGHUP reloads), in two parts:
+    the reloads under new TLS connections (a handshake per request), then
+    the rest under keep-alive requests (TLS records), where a worker reads
+    more signals a second.  Every worker ends only by a reload, with exit
+    code 0; every request is answered with 200; each generation of
+    workers is locked down.
+    Reloads are not made under keep-alive: on a reload NGINX closes the
+    old workers' idle keep-alive connections, and wrk counts each close as
+    a read error (8 per reload, as many as its connections, the same with
+    keystore off: a property of NGINX and wrk, not of the keystore)."""
+    n = ks_nginx(workers=2, main_extra="timer_resolution 1ms;\n")
+    n.start(timeout=START, daemon=True)
+    sig = Signaller(n, n.wait_workers(2, timeout=START))
+    url = "https://127.0.0.1:%d/info" % n.port
+    deadline = time.monotonic() + SIGNALS_TIMEOUT
+    results = []
+
+    wrk = Wrk(url, close=True)
+    try:
+        for _ in range(3):
+            sig.burst(5)
+            sig.reload()
+        sig.burst(5)
+    finally:
+        results.append(("new connections", 3) + wrk.stop())
+
+    wrk = Wrk(url, close=False)
+    try:
+        while sig.total() < SIGNALS:
+            assert time.monotonic() < deadline, "too slow"
+            sig.burst(5)
+    finally:
+        results.append(("keep-alive", 0) + wrk.stop())
+
+    total = sig.total()
+    print("%d signals in %.0f s: %d read by the workers from their "
+          "signalfd (SIGALRM, SIGUSR1; %d SIGUSR1 sent to them), %d sent to "
+          "the master (SIGUSR1, %d SIGHUP)"
+          % (total, time.monotonic() - sig.t0, total - sig.to_master,
+             sig.usr1, sig.to_master, sig.reloads))
+    for what, reloads, requests, errors, non_2xx, out in results:
+        print("wrk, %s, %d reloads: %d requests, %d socket errors, %d "
+              "non-2xx\n%s" % (what, reloads, requests, errors, non_2xx, out))
+        assert requests > 0 and errors == 0 and non_2xx == 0, out
+
+    log = n.error_log()
+    for m in re.finditer(r"(\d+) exited (on signal \d+|with code [1-9]\d*)", log):
+        raise AssertionError("worker %s: %s; its lines:\n%s" % (
+            m.group(1), m.group(0),
+            "\n".join(l for l in log.splitlines()
+                      if "#%s:" % m.group(1) in l or m.group(0) in l)))
+    assert log.count("exited with code 0") >= 6     # the reloaded workers
+    assert sig.reloads == 3 and total >= SIGNALS
+    assert_keystore_worker(n, sig.pids)
 
 
 # ---- key exposure ----------------------------------------------------------
