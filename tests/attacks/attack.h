@@ -14,6 +14,9 @@
  * MPKTLS_ATTACK_DONE   the file open() returns after an attack (served)
  * MPKTLS_ATTACK_DISPATCH  ks_dispatch's offset from ks_gate_call (class 7)
  *
+ * In a worker with timer_resolution (an interval timer runs), the first
+ * ks_stats() runs at_signals_at_start() ("off": its control).
+ *
  * Layout of the shared file: struct at_page, read by
  * tests/attacks/test_attacks.py with ctypes (keep the two in step).
  */
@@ -42,6 +45,7 @@ struct at_page {
     struct lk_outcome  gadget_control;      /* before inspection */
     struct lk_outcome  o;                   /* the last attack */
     struct lk_outcome  prep[4];             /* AT_PREP_* */
+    struct lk_outcome  start_signals;       /* at_signals_at_start */
 };
 
 enum { AT_PREP_CODE, AT_PREP_INT80, AT_PREP_IO_URING, AT_PREP_PTRACE };
@@ -58,6 +62,13 @@ void at_unsafe_site(const struct lk_ctx *, struct lk_outcome *);
 void at_gate_t_pointers(const struct lk_ctx *, struct lk_outcome *);
 void at_forged_handles(const struct lk_ctx *, struct lk_outcome *);
 void at_forged_tokens(const struct lk_ctx *, struct lk_outcome *);
+
+/* The worker's first gate call (stats) repeated for 2 s while
+ * timer_resolution's SIGALRM comes; control: with a SIGALRM handler
+ * installed and SIGALRM unblocked, the order before commit e2387e2. */
+struct ks_stats;
+void at_signals_at_start(int (*stats)(struct ks_stats *), int control,
+                         struct lk_outcome *o);
 
 /* The control of at_unsafe_site, before the worker's inspection: the
  * same gadget opens T (the T heap's first non-zero bytes into o). */

@@ -439,3 +439,67 @@ at_forged_tokens(const struct lk_ctx *c, struct lk_outcome *o)
     snprintf(o->detail, sizeof(o->detail),
              "a secret left T in clear (control, an IV: %ld)", o->aux[0]);
 }
+
+/* ---- signals while a worker starts ----------------------------------------
+ * NGINX unblocks every signal as a worker starts, and timer_resolution's
+ * SIGALRM comes each millisecond from then on.  A handler that runs while
+ * T does gets its frame on T's stack, with U's PKRU: the worker dies when
+ * the handler returns.  So the module moves the signals to a signalfd
+ * before the worker's first gate call.  Here that first call is repeated
+ * for 2 s: as shipped, SIGALRM stays pending for the signalfd; in the
+ * control a handler is installed and SIGALRM unblocked (the order before
+ * commit e2387e2), and the worker must die. */
+
+static volatile sig_atomic_t  alarms;
+
+static void
+count_alarm(int signo)
+{
+    (void) signo;
+    alarms++;
+}
+
+void
+at_signals_at_start(int (*stats)(struct ks_stats *), int control,
+                    struct lk_outcome *o)
+{
+    struct ks_stats st;
+    struct sigaction sa;
+    struct timespec t0, now;
+    sigset_t set, mask, pending;
+    long calls = 0;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = count_alarm;
+    sigemptyset(&sa.sa_mask);
+    if (control) {
+        lk_record(o, "sigaction(SIGALRM), unblocked", sigaction(SIGALRM, &sa,
+                  NULL) == 0 ? sigprocmask(SIG_UNBLOCK, &set, NULL) : -1);
+    }
+    sigprocmask(SIG_BLOCK, NULL, &mask);
+    o->aux[0] = sigismember(&mask, SIGALRM);    /* blocked while T runs */
+    o->aux[4] = 1;                              /* the loop started */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        if (stats(&st) != 0) {
+            break;
+        }
+        calls++;
+        o->aux[1] = calls;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - t0.tv_sec < 2);
+    sigpending(&pending);
+    o->aux[2] = sigismember(&pending, SIGALRM); /* generated meanwhile */
+    o->aux[3] = alarms;                         /* handler runs */
+    o->aux[5] = 1;                              /* the worker lived on */
+    snprintf(o->detail, sizeof(o->detail), "%ld gate calls in 2 s, SIGALRM "
+             "%s, %d handler runs", calls, o->aux[2] ? "pending after" :
+             "not pending", (int) alarms);
+    if (control) {                              /* as shipped again */
+        sa.sa_handler = SIG_DFL;
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        sigaction(SIGALRM, &sa, NULL);
+    }
+}

@@ -9,6 +9,8 @@
  * - ks_lockdown_status(): "off" answers every piece, so that the module
  *   serves without lockdown (test builds only; the shipped module never
  *   sees this library).
+ * - ks_stats(): the worker's first gate call; with timer_resolution,
+ *   signals at start (at_signals_at_start()).
  * - prctl(PR_SET_DUMPABLE, 1): ngx_worker_process_init() calls it before
  *   the modules' init_process, i.e. before inspection: the moment for the
  *   unsafe-site control.
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "../../keystore/keystore.h"
@@ -204,6 +207,28 @@ ks_lockdown_status(char *desc, size_t len)
                                                     "ks_lockdown_status");
     }
     return real(desc, len);
+}
+
+/* The worker's first gate call (ngx_http_keystore_init_worker's):
+ * with an interval timer running (timer_resolution), signals at start. */
+int
+ks_stats(struct ks_stats *st)
+{
+    static int (*real)(struct ks_stats *);
+    static int done;                        /* per process: after fork */
+    struct itimerval it;
+
+    if (real == NULL) {
+        real = (int (*)(struct ks_stats *)) dlsym(RTLD_NEXT, "ks_stats");
+    }
+    if (at != NULL && !done && getitimer(ITIMER_REAL, &it) == 0
+        && (it.it_interval.tv_sec != 0 || it.it_interval.tv_usec != 0))
+    {
+        done = 1;
+        memset(&at->start_signals, 0, sizeof(at->start_signals));
+        at_signals_at_start(real, mode_off, &at->start_signals);
+    }
+    return real(st);
 }
 
 int

@@ -19,6 +19,10 @@ both runs; their positive control is the same move where the defense does
 not stand in the way (before inspection, through the gate, with U's
 pointers, the genuine handle, an output that may be clear).
 
+test_signals_at_start: timer_resolution's SIGALRM while a starting worker
+repeats its first gate call; its control installs a handler and unblocks
+SIGALRM (the module's order before commit e2387e2): SIGSEGV.
+
 Needs MPK and root: natively on a CPU with pku, else in the QEMU guest
 (test_attacks_guest.py).  The table of results is the last case's output
 and $BUILD/tests/attack-table.txt.
@@ -68,7 +72,7 @@ class Page(ctypes.Structure):               # struct at_page
                 ("t_len", ctypes.c_uint64 * 8),
                 ("nranges", ctypes.c_uint32), ("pad", ctypes.c_uint32),
                 ("ctx", Ctx), ("gadget_control", Outcome), ("o", Outcome),
-                ("prep", Outcome * 4)]
+                ("prep", Outcome * 4), ("start_signals", Outcome)]
 
 
 CANARY_OFFSET = Page.ctx.offset + Ctx.canary_bytes.offset
@@ -186,11 +190,13 @@ def dispatch_offset():
 
 
 class Target:
-    """NGINX with keystore on, one worker, the attack library preloaded."""
+    """NGINX with keystore on, one worker, the attack library preloaded;
+    main_extra: more of the main context (timer_resolution)."""
 
-    def __init__(self, cert, mode):
+    def __init__(self, cert, mode, main_extra=""):
         self.mode = mode
-        self.work = mpktls.work_dir("attacks-" + mode)
+        name = "attacks-%s%s" % (mode, "-timer" if main_extra else "")
+        self.work = mpktls.work_dir(name)
         self.file = os.path.join(self.work, "attack.page")
         done = os.path.join(self.work, "done.txt")
         with open(self.file, "wb") as f:
@@ -203,7 +209,7 @@ class Target:
                    MPKTLS_ATTACK_DISPATCH=str(dispatch_offset()))
         self.nginx = mpktls.Nginx(
             cert[0], cert[1], keystore=True, status=True, info=True,
-            name="attacks-" + mode, env=env, http_extra=(
+            name=name, env=env, main_extra=main_extra, http_extra=(
                 "    server {\n"
                 "        listen 127.0.0.1:%d;\n"
                 "        location /__attack/ { root %s; }\n"
@@ -296,7 +302,13 @@ def targets(perf_paranoid):
                     "/proc/PID/mem, and NGINX's workers drop to nobody")
     cert = mpktls.make_cert(mpktls.work_dir("attack-certs"))
     made = {}
-    yield lambda mode: made.setdefault(mode, Target(cert, mode))
+
+    def target(mode, main_extra=""):
+        if (mode, main_extra) not in made:
+            made[mode, main_extra] = Target(cert, mode, main_extra)
+        return made[mode, main_extra]
+
+    yield target
     for t in made.values():
         t.nginx.stop()
 
@@ -390,12 +402,54 @@ def test_unsafe_site_control_read_t(targets):
     assert mem(pid, g.aux[1], 32) == got
 
 
+# rows of the table that are not attacks run through /__attack/
+EXTRA = {"signals_at_start": ("-", "SIGALRM each ms while a worker starts")}
+
+
+@pytest.mark.parametrize("mode", ["off", "on"])
+def test_signals_at_start(targets, mode):
+    """A worker with timer_resolution 1ms repeats its first gate call for
+    2 s (at_signals_at_start): as shipped its signals are already blocked,
+    SIGALRM stays pending for the signalfd and the worker serves; the
+    control installs a SIGALRM handler and unblocks SIGALRM first (the
+    order before commit e2387e2), and the worker dies of SIGSEGV: the
+    handler's frame went on T's stack, with U's PKRU."""
+    t = targets(mode, "timer_resolution 1ms;\n")
+    if mode == "off":
+        deadline = time.monotonic() + START
+        while True:
+            m = re.search(r"process \d+ exited on signal (\d+)",
+                          t.nginx.error_log())
+            if m or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        o = read_page(t.file).start_signals
+        ROWS["signals_at_start", mode] = (
+            "SIGALRM handler, unblocked: killed by SIG%s"
+            % signal.Signals(int(m.group(1))).name[3:] if m else
+            "the worker lived: %s" % o.detail.decode())
+        assert m and int(m.group(1)) == signal.SIGSEGV, \
+            "the positive control failed: " + ROWS["signals_at_start", mode]
+        assert o.aux[4] == 1 and o.aux[0] == 0 and o.aux[5] == 0, list(o.aux)
+        t.nginx.stop()                      # its workers die as they start
+        return
+    pid = t.fresh_worker()
+    o = read_page(t.file).start_signals
+    ROWS["signals_at_start", mode] = "lived: " + o.detail.decode()
+    assert o.aux[5] == 1 and o.aux[0] == 1, ROWS["signals_at_start", mode]
+    assert o.aux[1] > 0 and o.aux[2] == 1 and o.aux[3] == 0, list(o.aux)
+    assert t.serves_tls()
+    st = t.nginx.status(timeout=START)
+    assert st["pid"] == pid and st["signals"] > 0, st
+    assert "exited on signal" not in t.nginx.error_log()
+
+
 def test_zz_table():
     """The table of classes and results (printed; also in TABLE)."""
     lines = ["%-3s %-42s %-60s %s" % ("#", "attack (pku-attacks.md class)",
                                       "lockdown off (the control)",
                                       "lockdown on")]
-    for name, (cls, what, *_rest) in ATTACKS.items():
+    for name, (cls, what, *_rest) in [*ATTACKS.items(), *EXTRA.items()]:
         lines.append("%-3s %-42s %-60s %s" % (
             cls, what, ROWS.get((name, "off"), "not run")[:60],
             ROWS.get((name, "on"), "not run")))

@@ -2,7 +2,7 @@
 has no protection keys: one guest boot for the whole file, then one case
 here per case there (tests/lib/guest_suite.py), with its outcome.  The
 guest's table of results goes to $BUILD/tests/attack-table.txt, which
-`make test` prints.  About 4 minutes under TCG on a 2-vCPU host.
+`make test` prints.  About 2.5 minutes under TCG on a 2-vCPU host.
 
 On a CPU with pku/ospke, test_attacks.py runs natively (and writes the
 table itself) and this file is skipped.
