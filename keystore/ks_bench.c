@@ -27,6 +27,7 @@
 
 #include "keystore.h"
 #include "ks_ops.h"
+#include "ks_pkru.h"
 
 #define ITERS  200000
 #define RUNS   11
@@ -38,16 +39,6 @@ wrpkru(uint32_t v)
 {
     __asm__ volatile (".byte 0x0f, 0x01, 0xef"  /* WRPKRU: benchmark only */
                       : : "a" (v), "c" (0), "d" (0) : "memory");
-}
-
-static inline uint32_t
-rdpkru(void)
-{
-    uint32_t eax, edx;
-
-    __asm__ volatile (".byte 0x0f, 0x01, 0xee" : "=a" (eax), "=d" (edx)
-                      : "c" (0));
-    return eax;
 }
 
 static void __attribute__((noinline))
@@ -146,7 +137,7 @@ main(void)
         printf("keystore-bench: skipped: %s\n", err);
         return 77;
     }
-    pkru_u = rdpkru();
+    pkru_u = ks_rdpkru();
     pkru_t = pkru_u & ~(3u << (2 * st.pkey));
 
     for (r = 0; r < NROWS; r++) {           /* warm up */

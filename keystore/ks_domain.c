@@ -13,6 +13,7 @@
 
 #include "ks_heap.h"
 #include "ks_ops.h"
+#include "ks_pkru.h"
 #include "ks_platform.h"
 #include "ks_range.h"
 
@@ -28,16 +29,6 @@ struct ks_gate_page {
 };
 extern struct ks_gate_page  ks_gate_page;
 extern uintptr_t            ks_gate_tstack_top;
-
-static inline uint32_t
-rdpkru(void)
-{
-    uint32_t eax, edx, ecx = 0;
-
-    __asm__ volatile (".byte 0x0f, 0x01, 0xee"       /* RDPKRU */
-                      : "=a" (eax), "=d" (edx) : "c" (ecx));
-    return eax;
-}
 
 /* Which vector registers the OS lets us use, so the gate scrubs them all. */
 static uint32_t
@@ -227,7 +218,7 @@ ks_domain_init(const struct ks_domain_config *cfg, char *err, size_t errlen)
     }
 
     bits = 3u << (2 * pkey);                /* access- and write-disable */
-    ks_gate_page.pkru_t = rdpkru() & ~bits;
+    ks_gate_page.pkru_t = ks_rdpkru() & ~bits;
     ks_gate_page.pkru_u = ks_gate_page.pkru_t | bits;
     ks_gate_page.vec = vector_level();
     ks_gate_page.pkey = pkey;

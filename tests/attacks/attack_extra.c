@@ -26,7 +26,7 @@
 #include "../../keystore/ks_ops.h"
 #include "../../keystore/ks_range.h"
 #include "attack.h"
-#include "../unit/pkru.h"
+#include "../../keystore/ks_pkru.h"
 
 #define STACK  65536
 
@@ -56,7 +56,7 @@ thread_reads_canary(void *arg)
     struct lk_outcome *o = arg;
 
     o->aux[7] = 3;
-    o->aux[2] = rdpkru();
+    o->aux[2] = ks_rdpkru();
     o->success = lk_u_reads_canary(sig.c, o);   /* faults if T is closed */
     return NULL;
 }
@@ -69,7 +69,7 @@ resume_with_t_pkru(void)
 {
     pthread_t t;
 
-    sig.o->aux[1] = rdpkru();
+    sig.o->aux[1] = ks_rdpkru();
     sig.o->aux[7] = 1;
     if (pthread_create(&t, NULL, thread_reads_canary, sig.o) == 0) {
         sig.o->aux[7] = sig.o->aux[7] == 3 ? 4 : 2;
@@ -252,12 +252,12 @@ void
 at_unsafe_site_control(struct lk_outcome *o)
 {
     const unsigned char *heap = (const unsigned char *) at->t_start[0];
-    uint32_t old = rdpkru();
+    uint32_t old = ks_rdpkru();
     unsigned i;
 
     lk_record(o, "jump to the hidden WRPKRU, before inspection", 0);
     gadget(0);
-    o->aux[0] = rdpkru();
+    o->aux[0] = ks_rdpkru();
     for (i = 0; i < 4096 - 32 && heap[i] == 0; i++) {
     }
     o->aux[1] = (long) (uintptr_t) (heap + i);
@@ -273,7 +273,7 @@ at_unsafe_site(const struct lk_ctx *c, struct lk_outcome *o)
 {
     lk_record(o, "jump to the hidden WRPKRU, after inspection", 0);
     gadget(0);
-    o->aux[0] = rdpkru();
+    o->aux[0] = ks_rdpkru();
     o->success = lk_u_reads_canary(c, o);   /* faults if T stayed closed */
 }
 

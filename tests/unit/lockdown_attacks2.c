@@ -7,7 +7,7 @@
 
 #define _GNU_SOURCE
 #include "lockdown_attacks.h"
-#include "pkru.h"
+#include "../../keystore/ks_pkru.h"
 
 #include <errno.h>
 #include <linux/filter.h>
@@ -44,7 +44,7 @@ static unsigned char          sr_stack[65536] __attribute__((aligned(16)));
 static void __attribute__((noreturn))
 after_sigreturn(void)
 {
-    uint32_t pkru = rdpkru();
+    uint32_t pkru = ks_rdpkru();
 
     sr_out->rc = pkru;
     sr_out->success = lk_u_reads_canary(sr_ctx, sr_out);

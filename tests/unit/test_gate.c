@@ -33,7 +33,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/aes.h>
 
-#include "pkru.h"
+#include "../../keystore/ks_pkru.h"
 #include "ks_test.h"
 
 static int  pkey;                       /* the keystore's, from ks_stats() */
@@ -140,9 +140,9 @@ pkru_denies_t_outside_gate(void **state)
 
     (void) state;
     assert_true(pkey >= 1 && pkey < 16);
-    assert_int_equal(rdpkru() & bits, bits);
+    assert_int_equal(ks_rdpkru() & bits, bits);
     assert_int_equal(ks_gate_call(KS_OP_NOP, NULL), 0);
-    assert_int_equal(rdpkru() & bits, bits);
+    assert_int_equal(ks_rdpkru() & bits, bits);
 }
 
 /* ---- arguments from U ---------------------------------------------------- */
@@ -501,7 +501,7 @@ jump_in_child(uintptr_t target, uint32_t eax, uint64_t r12v, uint64_t r13v)
 
     if (pid == 0) {
         jump_into(target, eax, r12v, r13v);
-        _exit((rdpkru() & bits) == bits ? 0 : 1);
+        _exit((ks_rdpkru() & bits) == bits ? 0 : 1);
     }
     return child_exit_code(pid);
 }
@@ -509,7 +509,7 @@ jump_in_child(uintptr_t target, uint32_t eax, uint64_t r12v, uint64_t r13v)
 static void
 jumps_into_gate_gain_nothing(void **state)
 {
-    uint32_t bits = 3u << (2 * pkey), pkru_u = rdpkru();
+    uint32_t bits = 3u << (2 * pkey), pkru_u = ks_rdpkru();
     uintptr_t enter = 0, leave = 0;
     struct ks_stats_out out;
     struct ks_args_stats a = { &out };

@@ -51,7 +51,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pkru.h"
+#include "../../keystore/ks_pkru.h"
 #include "ks_test.h"
 #include "../../inspect/inspect.h"
 
@@ -241,7 +241,7 @@ lazy_call_with_t_open(void)
     sa.sa_flags = SA_SIGINFO;
     sigaction(SIGUSR1, &sa, NULL);
     raise(SIGUSR1);
-    if ((rdpkru() & (1u << (2 * pkey))) != 0) {
+    if ((ks_rdpkru() & (1u << (2 * pkey))) != 0) {
         _exit(3);                       /* the frame did not open T */
     }
     if (rewrite_lazy_probe() != 7) {
@@ -362,7 +362,7 @@ gadget_opens_t_before_rewriting(void **state)
     uint32_t ad = 1u << (2 * pkey);
 
     (void) state;
-    assert_int_equal(rdpkru() & ad, ad);
+    assert_int_equal(ks_rdpkru() & ad, ad);
     /* the probe alone faults on the keystore's key */
     assert_int_equal(in_child(JUMP, pkey_set_site + 5, 0), CLOSED);
     /* pkey_set's WRPKRU with EAX = 0 opens T */
@@ -441,7 +441,7 @@ rewrite_the_process(void **state)
 static void
 gadget_aborts_after_rewriting(void **state)
 {
-    uint32_t ad = 1u << (2 * pkey), pkru = rdpkru();
+    uint32_t ad = 1u << (2 * pkey), pkru = ks_rdpkru();
 
     (void) state;
     assert_int_equal(in_child(JUMP, pkey_set_site, 0), ABORTED);
@@ -455,7 +455,7 @@ gadget_aborts_after_rewriting(void **state)
 static void
 pkey_set_other_key_works(void **state)
 {
-    uint32_t ks_bits = 3u << (2 * pkey), before = rdpkru();
+    uint32_t ks_bits = 3u << (2 * pkey), before = ks_rdpkru();
     int k2 = pkey_alloc(0, 0);
     uint32_t k2_bits;
 
@@ -463,15 +463,15 @@ pkey_set_other_key_works(void **state)
     assert_true(k2 > 0 && k2 != pkey);
     k2_bits = 3u << (2 * k2);
     assert_int_equal(pkey_set(k2, PKEY_DISABLE_ACCESS), 0);
-    assert_int_equal(rdpkru() & k2_bits, 1u << (2 * k2));
+    assert_int_equal(ks_rdpkru() & k2_bits, 1u << (2 * k2));
     assert_int_equal(pkey_get(k2), PKEY_DISABLE_ACCESS);
     assert_int_equal(pkey_set(k2, PKEY_DISABLE_WRITE), 0);
-    assert_int_equal(rdpkru() & k2_bits, 2u << (2 * k2));
+    assert_int_equal(ks_rdpkru() & k2_bits, 2u << (2 * k2));
     assert_int_equal(pkey_set(k2, 0), 0);
-    assert_int_equal(rdpkru() & k2_bits, 0);
+    assert_int_equal(ks_rdpkru() & k2_bits, 0);
     /* only that key's bits changed */
-    assert_int_equal(rdpkru() & ~k2_bits, before & ~k2_bits);
-    assert_int_equal(rdpkru() & ks_bits, ks_bits);
+    assert_int_equal(ks_rdpkru() & ~k2_bits, before & ~k2_bits);
+    assert_int_equal(ks_rdpkru() & ks_bits, ks_bits);
     assert_int_equal(pkey_free(k2), 0);
 
     /* on the keystore's key: opening it aborts; access-disable alone
@@ -587,7 +587,7 @@ static void
 handler_binds_and_sets(int sig)
 {
     (void) sig;
-    handler_pkru = rdpkru();
+    handler_pkru = ks_rdpkru();
     handler_result = rewrite_lazy_probe() == 7      /* first call: lazy */
                      && pkey_set(handler_key, PKEY_DISABLE_ACCESS) == 0;
 }
@@ -609,7 +609,7 @@ signal_handlers_keep_working(void **state)
         /* AD only in the handler; both bits again after it */
         _exit(handler_result
               && (handler_pkru & ks_bits) == 1u << (2 * pkey)
-              && (rdpkru() & ks_bits) == ks_bits ? 0 : 5);
+              && (ks_rdpkru() & ks_bits) == ks_bits ? 0 : 5);
     }
     assert_int_equal(child_exit_code(pid), 0);
     assert_int_equal(pkey_free(handler_key), 0);
@@ -678,7 +678,7 @@ jumps_into_span_never_open(void **state)
 static void
 blocks_after_rewriting(void **state)
 {
-    uint32_t pkru = rdpkru();
+    uint32_t pkru = ks_rdpkru();
     uint64_t x = 0;
 
     (void) state;
@@ -691,10 +691,10 @@ blocks_after_rewriting(void **state)
     /* the same code with harmless values does what it did before */
     assert_int_equal(call_wr((uintptr_t) blocks + B_WR, pkru), 0);
     assert_int_equal(call_wr((uintptr_t) blocks + B_RIP, pkru), rip_data);
-    assert_int_equal(rdpkru(), pkru);
+    assert_int_equal(ks_rdpkru(), pkru);
     assert_int_equal(call_xr(area_sse, XSSE, &x), 0x1234);
     assert_int_equal(x, XMM0_PATTERN);
-    assert_int_equal(rdpkru(), pkru);
+    assert_int_equal(ks_rdpkru(), pkru);
 }
 
 /* ---- 10. what no rule rewrites: fail closed ----------------------------- */

@@ -44,7 +44,7 @@
 
 #include <Zydis/Zydis.h>
 
-#include "pkru.h"
+#include "../../keystore/ks_pkru.h"
 #include "ks_test.h"
 #include "../../inspect/inspect.h"
 #include "inspect_run_blocks.h"
@@ -356,7 +356,7 @@ gadgets_open_t_before_rewriting(void **state)
     size_t i, opened = 0;
 
     (void) state;
-    assert_false(pkru_opens_t(rdpkru()));
+    assert_false(pkru_opens_t(ks_rdpkru()));
     assert_true(pkru_opens_t((uint32_t) AREA));
     assert_int_equal(inspect_process(&r), 0);
     for (i = 0; i < r.nhit; i++) {
@@ -432,7 +432,7 @@ rewrite_the_process(void **state)
 static void
 blocks_same_after_rewriting(void **state)
 {
-    uint32_t pkru = rdpkru(), ad = 1u << (2 * pkey);
+    uint32_t pkru = ks_rdpkru(), ad = 1u << (2 * pkey);
     size_t i, mix = NBLOCKS;
 
     (void) state;
@@ -465,7 +465,7 @@ blocks_same_after_rewriting(void **state)
         fx_call(&in, &out, blocks + mix * SLOT);
         assert_int_equal(out.r[FX_RBX], 0xef010f);
         assert_int_equal(out.r[FX_RAX], pkru);
-        assert_int_equal(rdpkru(), pkru);
+        assert_int_equal(ks_rdpkru(), pkru);
     }
     for (i = 0; i < 2; i++) {
         pid_t pid = fork();
